@@ -1,0 +1,152 @@
+"""HATR: the feed-forward classifier over frozen audio/text embeddings (seed report, section 4).
+
+Layer for layer the organizers' baseline: one :class:`EmbeddingEncoder` per modality, an
+:class:`AttentionFusion` of the two encodings in ``both`` mode, a latent projector, two residual
+blocks and a small head predicting the 23 second-level classes directly. With 512-d inputs and
+hidden size 128 it has 7,319,513 trainable parameters (``both``) or 3,698,647 (one modality).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+from bst_core.taxonomy import NUM_CLASSES
+
+Mode = Literal["both", "audio", "text"]
+MODES: tuple[str, ...] = ("both", "audio", "text")
+
+
+class ResidualBlock(nn.Module):
+    """``x → Linear → BN → LeakyReLU → Dropout → Linear → BN → (+x) → LeakyReLU``."""
+
+    def __init__(self, size: int, inner: int, dropout: float) -> None:
+        super().__init__()
+        self.linear1 = nn.Linear(size, inner)
+        self.norm1 = nn.BatchNorm1d(inner)
+        self.linear2 = nn.Linear(inner, size)
+        self.norm2 = nn.BatchNorm1d(size)
+        self.activation = nn.LeakyReLU()
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.dropout(self.activation(self.norm1(self.linear1(x))))
+        out = self.norm2(self.linear2(out))
+        return self.activation(out + x)
+
+
+class EmbeddingEncoder(nn.Module):
+    """Maps one modality's embedding to ``output_size`` features (input BN, 3 residual blocks)."""
+
+    def __init__(self, input_size: int, output_size: int, dropout: float, num_blocks: int = 3) -> None:
+        super().__init__()
+        width = max(input_size, 2 * output_size)
+        self.input_norm = nn.BatchNorm1d(input_size)
+        self.input_projection = nn.Sequential(
+            nn.Linear(input_size, width), nn.LeakyReLU(), nn.Dropout(dropout))
+        self.residual_blocks = nn.ModuleList(
+            ResidualBlock(width, 2 * width, dropout) for _ in range(num_blocks))
+        self.output_projection = nn.Sequential(
+            nn.Linear(width, width // 2), nn.LeakyReLU(), nn.Dropout(dropout),
+            nn.Linear(width // 2, output_size))
+        self.output_norm = nn.BatchNorm1d(output_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.input_projection(self.input_norm(x))
+        for block in self.residual_blocks:
+            x = block(x)
+        return self.output_norm(self.output_projection(x))
+
+
+class AttentionFusion(nn.Module):
+    """Two softmax weights from ``[audio; text]``; the fused feature is their weighted sum."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.attention = nn.Sequential(
+            nn.Linear(2 * size, size), nn.Tanh(), nn.Linear(size, 2), nn.Softmax(dim=-1))
+
+    def forward(self, audio: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        weights = self.attention(torch.cat([audio, text], dim=-1))
+        fused = audio * weights[:, 0:1] + text * weights[:, 1:2]
+        return fused, weights
+
+
+class HATR(nn.Module):
+    """The HATR classifier. ``forward(audio, text) -> (logits, attention | None)``.
+
+    ``attention`` is ``(batch, 2)`` = [audio weight, text weight] in ``both`` mode, else None.
+    In ``audio``/``text`` mode the other argument is ignored (may be None).
+    """
+
+    def __init__(self, mode: Mode = "both", audio_dim: int = 512, text_dim: int = 512,
+                 hidden: int = 128, dropout: float = 0.1, num_classes: int = NUM_CLASSES) -> None:
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        self.mode = mode
+        self.audio_dim = audio_dim
+        self.text_dim = text_dim
+        self.hidden = hidden
+        self.num_classes = num_classes
+        self.audio_encoder = (EmbeddingEncoder(audio_dim, hidden, dropout)
+                              if mode in ("both", "audio") else None)
+        self.text_encoder = (EmbeddingEncoder(text_dim, hidden, dropout)
+                             if mode in ("both", "text") else None)
+        self.fusion = AttentionFusion(hidden) if mode == "both" else None
+        half = hidden // 2
+        self.latent_projector = nn.Sequential(
+            nn.Linear(hidden, 2 * hidden), nn.LeakyReLU(), nn.Dropout(dropout),
+            nn.Linear(2 * hidden, hidden), nn.LeakyReLU(), nn.Dropout(dropout),
+            nn.Linear(hidden, half), nn.LeakyReLU(), nn.Dropout(dropout / 2))
+        self.residual_blocks = nn.ModuleList(ResidualBlock(half, hidden, dropout / 2) for _ in range(2))
+        self.head = nn.Sequential(
+            nn.Linear(half, half // 2), nn.LeakyReLU(), nn.Dropout(dropout),
+            nn.Linear(half // 2, num_classes))
+
+    def forward(self, audio: torch.Tensor | None,
+                text: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attention = None
+        if self.fusion is not None:
+            assert self.audio_encoder is not None and self.text_encoder is not None
+            assert audio is not None and text is not None, "both mode needs audio and text"
+            features, attention = self.fusion(self.audio_encoder(audio), self.text_encoder(text))
+        elif self.audio_encoder is not None:
+            assert audio is not None, "audio mode needs audio embeddings"
+            features = self.audio_encoder(audio)
+        else:
+            assert self.text_encoder is not None and text is not None, "text mode needs text embeddings"
+            features = self.text_encoder(text)
+        z = self.latent_projector(features)
+        for block in self.residual_blocks:
+            z = block(z)
+        return self.head(z), attention
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+@torch.inference_mode()
+def predict_probs(model: HATR, audio: torch.Tensor | None, text: torch.Tensor | None, *,
+                  batch_size: int = 8192) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Softmax probabilities ``(n, classes)`` and attention ``(n, 2) | None`` in eval mode.
+
+    Runs in a few large batches; the model is left in eval mode.
+    """
+    model.eval()
+    source = audio if audio is not None else text
+    assert source is not None, "no embeddings given"
+    probs, attention = [], []
+    for start in range(0, len(source), batch_size):
+        part = slice(start, start + batch_size)
+        logits, attn = model(None if audio is None else audio[part], None if text is None else text[part])
+        probs.append(torch.softmax(logits, dim=-1))
+        if attn is not None:
+            attention.append(attn)
+    if not probs:
+        return torch.empty(0, model.num_classes), None
+    return torch.cat(probs), (torch.cat(attention) if attention else None)

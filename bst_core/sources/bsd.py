@@ -1,0 +1,315 @@
+"""BSD10k / BSD35k-CS dataset folders, and the shipped per-sound embedding layout they use.
+
+A dataset folder::
+
+    audio/<sound_id>.wav
+    metadata/BSD10k_metadata.csv  (or BSD35k-CS_metadata.csv, or any *_metadata.csv with
+                                   sound_id and class_idx columns)
+    features/clap_audio_embeddings/<sound_id>.npy
+    features/clap_text_embeddings/<sound_id>.npy
+
+The per-sound ``.npy`` files are read once into an :class:`~bst_core.store.EmbeddingStore` under
+``paths.cache_dir()/stores/``; later opens memory-map it. The cache is refreshed when a feature
+folder changes (its modification time or its number of ``.npy`` files); then only new or changed
+files are read. Files rewritten in place without touching their folder are not noticed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bst_core import atomic, jobs, paths, taxonomy
+from bst_core.corpus import CLAP_ENCODER, CORPUS_COLUMNS, Corpus, EncoderInfo
+from bst_core.errors import BadInputError
+from bst_core.store import EmbeddingStore, consolidate_npy_folders, remove_store
+
+KIND = "bsd"
+METADATA_NAMES: tuple[str, ...] = ("BSD10k_metadata.csv", "BSD35k-CS_metadata.csv")
+AUDIO_FEATURES = Path("features") / "clap_audio_embeddings"
+TEXT_FEATURES = Path("features") / "clap_text_embeddings"
+TEXT_COLUMNS: tuple[str, ...] = ("title", "tags", "description")
+_FINGERPRINT = "source-fingerprint.json"
+_EXAMPLES = 3
+
+
+# ---------------------------------------------------------------------- CSV helpers (shared by readers)
+def read_metadata_csv(path: Path) -> pd.DataFrame:
+    """Every column as ``str`` (names stripped); empty cells stay ``""``, "NA"/"null" stay text."""
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BadInputError(f"{path} is not UTF-8 text ({exc}). Save it as UTF-8 and open it again.") from exc
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise BadInputError(f"{path} cannot be read as CSV ({exc}). Check that it is a complete, "
+                            "comma-separated file with a header row.") from exc
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+def csv_columns(path: Path) -> list[str]:
+    """Header of a CSV file ([] when it cannot be read)."""
+    try:
+        return [str(c).strip() for c in pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns]
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return []
+
+
+def examples(values: Sequence[object], k: int = _EXAMPLES) -> str:
+    """``"a, b, c, ..."``: the first ``k`` values for a note."""
+    shown = ", ".join(str(v) for v in list(values)[:k])
+    return shown + (", ..." if len(values) > k else "")
+
+
+def text_frame(raw: pd.DataFrame) -> dict[str, pd.Series]:
+    """title/tags/description columns of ``raw`` ("" where the column is absent)."""
+    return {c: raw[c] if c in raw.columns else pd.Series([""] * len(raw), dtype=str) for c in TEXT_COLUMNS}
+
+
+def audio_files(folder: Path) -> dict[str, Path]:
+    """``{stem: absolute path}`` of the ``.wav`` files in ``folder`` (one directory listing)."""
+    if not folder.is_dir():
+        return {}
+    with os.scandir(folder) as entries:
+        return {e.name[:-4]: Path(e.path) for e in entries
+                if e.name.lower().endswith(".wav") and not e.name.startswith(".")}
+
+
+# ---------------------------------------------------------------------- shipped embeddings
+@dataclass
+class ShippedEmbeddings:
+    """Embeddings of ``ids`` from a ``features/clap_*_embeddings`` layout, row-aligned to ``ids``."""
+
+    audio: np.ndarray        # (n, audio_dim) float32, zeros where not found
+    text: np.ndarray         # (n, text_dim) float32, zeros where not found
+    found: np.ndarray        # (n,) bool: both .npy files exist
+    encoder: EncoderInfo
+    store_path: Path
+    notes: list[str] = field(default_factory=list)
+
+
+def cached_store_path(root: Path) -> Path:
+    """Cache store of a dataset folder: ``cache_dir()/stores/<name>-<hash of the absolute path>``."""
+    resolved = str(Path(root).resolve())
+    digest = hashlib.sha256(resolved.encode("utf-8")).hexdigest()[:16]
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(resolved).name)[:40] or "root"
+    return paths.cache_dir() / "stores" / f"{name}-{digest}"
+
+
+def _npy_stems(folder: Path) -> set[str]:
+    with os.scandir(folder) as entries:
+        return {e.name[:-4] for e in entries if e.name.endswith(".npy") and not e.name.startswith(".")}
+
+
+def _open_cache(store_path: Path, notes: list[str]) -> EmbeddingStore | None:
+    if not (store_path / "manifest.json").exists():
+        remove_store(store_path)
+        return None
+    try:
+        return EmbeddingStore.open(store_path)
+    except BadInputError as exc:
+        notes.append(f"The cached embeddings were unusable and have been rebuilt ({exc}).")
+        remove_store(store_path)
+        return None
+
+
+def _read_fingerprint(store_path: Path) -> object:
+    try:
+        return json.loads((store_path / _FINGERPRINT).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def load_shipped_embeddings(root: Path, ids: Sequence[str], *,
+                            job: jobs.Job | None = None) -> ShippedEmbeddings | None:
+    """Embeddings of ``ids`` from ``root/features/clap_{audio,text}_embeddings/<id>.npy``.
+
+    Returns None when either folder is absent. The first call reads the files into a cache store
+    (progress stage "read embeddings"); later calls memory-map it unless a folder changed.
+    """
+    root = Path(root).resolve()
+    audio_dir, text_dir = root / AUDIO_FEATURES, root / TEXT_FEATURES
+    if not (audio_dir.is_dir() and text_dir.is_dir()):
+        return None
+    ids = [str(i) for i in ids]
+    fingerprint = {"audio": [audio_dir.stat().st_mtime_ns, 0], "text": [text_dir.stat().st_mtime_ns, 0]}
+    audio_names, text_names = _npy_stems(audio_dir), _npy_stems(text_dir)
+    fingerprint["audio"][1], fingerprint["text"][1] = len(audio_names), len(text_names)
+    found = np.array([i in audio_names and i in text_names for i in ids], dtype=bool)
+    have = [i for i, ok in zip(ids, found, strict=True) if ok]
+
+    notes: list[str] = []
+    store_path = cached_store_path(root)
+    store = _open_cache(store_path, notes)
+    fresh = store is not None and _read_fingerprint(store_path) == fingerprint
+    if fresh:
+        assert store is not None
+        audio, text, in_store = store.load(have)
+        fresh = bool(in_store.all())
+    if not fresh:
+        encoder = _encoder_from_files(audio_dir, text_dir, have, store)
+        if store is not None and store.encoder != encoder:
+            remove_store(store_path)
+        store = consolidate_npy_folders(have, audio_dir, text_dir, store_path, encoder, job,
+                                        source=str(root))
+        atomic.write_json(store_path / _FINGERPRINT, fingerprint)
+        audio, text, _ = store.load(have)
+    assert store is not None
+    full_audio = np.zeros((len(ids), store.encoder.audio_dim), np.float32)
+    full_text = np.zeros((len(ids), store.encoder.text_dim), np.float32)
+    full_audio[found], full_text[found] = audio, text
+    return ShippedEmbeddings(full_audio, full_text, found, store.encoder, store_path, notes)
+
+
+def _encoder_from_files(audio_dir: Path, text_dir: Path, have: Sequence[str],
+                        store: EmbeddingStore | None) -> EncoderInfo:
+    """CLAP encoder identity with the dimensions found in the first sound's files."""
+    if not have:
+        return store.encoder if store is not None else CLAP_ENCODER
+    return replace(CLAP_ENCODER, audio_dim=_vector_size(audio_dir / f"{have[0]}.npy"),
+                   text_dim=_vector_size(text_dir / f"{have[0]}.npy"))
+
+
+def _vector_size(path: Path) -> int:
+    try:
+        size = int(np.load(path, mmap_mode="r", allow_pickle=False).size)
+    except (OSError, ValueError, EOFError) as exc:
+        raise BadInputError(f"Embedding file {path} cannot be read as .npy ({exc}). Re-extract this "
+                            "file or delete it (its sound is then reported as missing).") from exc
+    if size == 0:
+        raise BadInputError(f"Embedding file {path} is empty. Re-extract this file or delete it.")
+    return size
+
+
+# ---------------------------------------------------------------------- the BSD reader
+def find_bsd_metadata(root: Path) -> Path:
+    """The metadata CSV of a BSD folder (known names first, then any with sound_id + class_idx)."""
+    folder = Path(root) / "metadata"
+    for name in METADATA_NAMES:
+        if (folder / name).is_file():
+            return folder / name
+    candidates = sorted(folder.glob("*_metadata.csv")) if folder.is_dir() else []
+    for path in candidates:
+        if {"sound_id", "class_idx"} <= set(csv_columns(path)):
+            return path
+    raise BadInputError(
+        f"{folder} holds no BSD metadata: expected {' or '.join(METADATA_NAMES)} (or a *_metadata.csv "
+        "with sound_id and class_idx columns). Choose the dataset's root folder.")
+
+
+def _labels(raw: pd.DataFrame, meta_path: Path) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    """(codes, keep mask, labels of kept rows, notes) from class_idx; unknown codes raise."""
+    ids = raw["id"].tolist()
+    text = raw["class_idx"].str.strip()
+    codes = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float)
+    kinds = np.array([taxonomy.classify_code(int(c)) if np.isfinite(c) and c == int(c) else "unknown"
+                      for c in codes])
+    bad = np.flatnonzero(kinds == "unknown")
+    if len(bad):
+        row = int(bad[0])
+        raise BadInputError(
+            f"{meta_path}: data row {row + 1} (sound_id {ids[row]}) has class_idx {text.iloc[row]!r}, "
+            f"which is not a Broad Sound Taxonomy code ({len(bad)} such rows). Fix or remove those rows.")
+    keep = kinds == "target"
+    labels = [taxonomy.key_for_code(int(c)) for c in codes[keep]]
+    notes = []
+    for kind, words in (("other", 'an "-other" class (X99)'), ("top", "a top-level class only (X00)")):
+        dropped = int((kinds == kind).sum())
+        if dropped:
+            notes.append(f"{dropped} rows labelled with {words} were left out: they are not target classes.")
+    return codes.astype(np.int64), keep, labels, notes
+
+
+def read_bsd_dataset(root: str | os.PathLike[str], *, job: jobs.Job | None = None) -> Corpus:
+    """A BSD10k/BSD35k-CS folder as a :class:`Corpus` (kind ``"bsd"``), with shipped embeddings.
+
+    Rows labelled X00/X99 and rows whose ``.npy`` (either modality) is missing are left out and
+    counted in ``notes``. Extra metadata columns are kept.
+    """
+    root = Path(root).absolute()
+    if not root.is_dir():
+        raise BadInputError(f"{root} is not a folder. Choose the dataset's root folder.")
+    meta_path = find_bsd_metadata(root)
+    jobs.report(job, "read metadata", 0, None, meta_path.name)
+    raw = read_metadata_csv(meta_path)
+    missing = [c for c in ("sound_id", "class_idx") if c not in raw.columns]
+    if missing:
+        raise BadInputError(f"{meta_path} has no {' or '.join(missing)} column. Use the dataset's "
+                            "original metadata file.")
+    raw = raw.rename(columns={"sound_id": "id"})
+    raw["id"] = raw["id"].str.strip()
+    _check_ids(raw["id"], meta_path, "sound_id")
+    codes, keep, labels, label_notes = _labels(raw, meta_path)
+    notes = [f"Metadata: {meta_path.name}, {len(raw)} rows.", *label_notes, *_class_column_notes(raw, codes, keep)]
+    raw = raw.loc[keep].reset_index(drop=True)
+
+    wavs = audio_files(root / "audio")
+    table = pd.DataFrame({
+        "id": raw["id"],
+        "audio_path": [str(wavs[i]) if i in wavs else "" for i in raw["id"]],
+        **text_frame(raw),
+        "label": pd.Series(labels, dtype=str),
+        "confidence": pd.to_numeric(raw["confidence"], errors="coerce") if "confidence" in raw.columns
+        else np.nan,
+        "source": KIND,
+    })
+    for column in raw.columns:
+        if column not in table.columns:
+            table[column] = raw[column]
+    table["class_idx"] = codes[keep]
+    table = table.loc[:, list(CORPUS_COLUMNS) + [c for c in table.columns if c not in CORPUS_COLUMNS]]
+
+    corpus = Corpus(table, root=root, kind=KIND, notes=notes)
+    shipped = load_shipped_embeddings(root, table["id"].tolist(), job=job)
+    if shipped is None:
+        corpus.notes.append(f"No shipped embeddings ({AUDIO_FEATURES} and {TEXT_FEATURES}); "
+                            "compute them with `bst extract`.")
+    else:
+        corpus.notes += shipped.notes
+        lacking = ~shipped.found
+        if lacking.any():
+            corpus.notes.append(
+                f"{int(lacking.sum())} sounds have no .npy embedding (audio or text) under features/ and "
+                f"were left out, e.g. {examples(table['id'][lacking].tolist())}.")
+        corpus = Corpus(table.loc[shipped.found].reset_index(drop=True), shipped.audio[shipped.found],
+                        shipped.text[shipped.found], shipped.encoder, root, KIND, corpus.notes)
+    no_audio = int((corpus.table["audio_path"] == "").sum())
+    if no_audio:
+        corpus.notes.append(f"{no_audio} sounds have no audio/<sound_id>.wav: they can be classified "
+                            "but not played.")
+    jobs.report(job, "read metadata", 1, 1, f"{len(corpus)} sounds")
+    return corpus
+
+
+def _check_ids(ids: pd.Series, meta_path: Path, column: str) -> None:
+    empty = np.flatnonzero((ids == "").to_numpy())
+    if len(empty):
+        raise BadInputError(f"{meta_path}: data row {int(empty[0]) + 1} has an empty {column}. "
+                            "Fill it in or remove the row.")
+    duplicated = ids[ids.duplicated()].unique().tolist()
+    if duplicated:
+        raise BadInputError(f"{meta_path}: {column} values appear more than once "
+                            f"({examples(duplicated)}). Each sound must have one row.")
+
+
+def _class_column_notes(raw: pd.DataFrame, codes: np.ndarray, keep: np.ndarray) -> list[str]:
+    """Cross-check the ``class`` column against ``class_idx`` (class_idx wins)."""
+    if "class" not in raw.columns:
+        return []
+    named = raw["class"].str.strip().to_numpy()
+    disagree = [
+        str(sid) for sid, name, code, kept in zip(raw["id"], named, codes, keep, strict=True)
+        if kept and name and taxonomy.classify_label(name) != "unknown" and name != taxonomy.key_for_code(code)
+    ]
+    if disagree:
+        return [f"{len(disagree)} rows have a `class` that disagrees with `class_idx` "
+                f"(class_idx was used), e.g. sound_id {examples(disagree)}."]
+    return []
