@@ -13,7 +13,9 @@ whole signal at once and rings at the edges.
 
 Failures never raise: :func:`decode` returns ``status="failed"`` with a ``reason`` in words
 ("empty file (0 bytes)", "not an audio file", ...). Odd but valid audio (a 5 ms click, digital
-silence, a file cut to the first ``max_seconds``) is ``status="ok"`` with a ``warning``.
+silence, a file cut to the first ``max_seconds``) is ``status="ok"`` with a ``warning``. Reasons
+and warnings are "<words> (<detail>)": the words before " (" are the same for every file with that
+problem, so reports can group by them. Several warnings are joined by "; ".
 """
 
 from __future__ import annotations
@@ -167,7 +169,7 @@ def decode(path: str | os.PathLike[str], target_sr: int, *, max_seconds: float |
 
     Reads in blocks and stops after ``max_seconds`` (warning "truncated to first N s"), so a
     2-hour file costs only what is kept. A file that breaks off midway keeps what was readable
-    (warning "cut off"); a file of which nothing is readable is ``failed``.
+    (warning "cut off (decoded ...)"); a file of which nothing is readable is ``failed``.
     """
     path = Path(path)
     reason = _precheck(path)
@@ -188,13 +190,13 @@ def decode(path: str | os.PathLike[str], target_sr: int, *, max_seconds: float |
     if read_error is not None and not frames_read:
         return _failed(describe_error(read_error), target_sr)
     if read_error is not None or cap - frames_read > max(0.01 * cap, 0.05 * source_sr):
-        warnings.append(f"cut off: decoded {format_duration(frames_read / source_sr)} "
-                        f"of {format_duration(duration_s)}")
+        warnings.append(f"cut off (decoded {format_duration(frames_read / source_sr)} "
+                        f"of {format_duration(duration_s)})")
     if not len(samples):
         return _failed(NO_SAMPLES, target_sr)
     if frames_read >= cap and cap < frames:
         warnings.append(f"truncated to first {format_duration(cap / source_sr)} "
-                        f"of {format_duration(duration_s)}")
+                        f"(file is {format_duration(duration_s)})")
     if not np.isfinite(samples).all():
         samples = np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0)
         warnings.append("non-finite samples set to 0")
@@ -287,8 +289,8 @@ def load_for_display(path: str | os.PathLike[str], max_points: int = 2000) -> En
                     sr, frames / sr if sr else 0.0, step)
 
 
-def spectrogram(samples: np.ndarray, sr: int, *, n_fft: int = 1024, hop: int = 256,
-                max_frames: int = 2000, floor_db: float = -100.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def spectrogram(samples: np.ndarray, sr: int, *, n_fft: int = 1024, hop: int = 256, max_frames: int = 2000,
+                floor_db: float = -100.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Magnitude STFT in dB for display: ``(freqs (F,), times (T,), db (F, T))``.
 
     Hann window; the hop grows for long signals so at most ``max_frames`` columns are made.

@@ -65,7 +65,9 @@ AUDIO_LAYOUT: tuple[tuple[str, int], ...] = (
 )
 """Blocks of the audio vector in order, with their sizes (see the module docstring)."""
 
-TEXT_LAYOUT: tuple[tuple[str, int], ...] = (("word_1_2_grams", WORD_BUCKETS), ("char_3_5_grams", CHAR_BUCKETS))
+TEXT_LAYOUT: tuple[tuple[str, int], ...] = (
+    ("word_1_2_grams", WORD_BUCKETS), ("char_3_5_grams", CHAR_BUCKETS),
+)
 """Blocks of the text vector in order, with their sizes."""
 
 _DB_FLOOR = -100.0

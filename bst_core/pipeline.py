@@ -1,0 +1,166 @@
+"""The user-level workflows, shared by the ``bst`` CLI and the GUI.
+
+Each function is one thing a person does: cross-validate a labelled source, predict a source with a
+run's ensemble, write the challenge package, extract embeddings. They only compose the concept
+modules (sources, store, training, ensemble, metrics, submission) so both front ends stay thin.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bst_core import jobs
+from bst_core.corpus import Corpus
+from bst_core.errors import BadInputError
+from bst_core.jobs import Job
+from bst_core.metrics import MetricReport
+from bst_core.taxonomy import CLASS_KEYS
+
+PathLike = str | os.PathLike[str]
+
+
+def load_source(source: PathLike, *, store: PathLike | None = None, job: Job | None = None) -> Corpus:
+    """Open a dataset, evaluation folder, folder of sounds or metadata CSV, with its embeddings.
+
+    ``store`` (an extraction store made by ``bst extract``) supplies the embeddings of sources that
+    ship none. A source without embeddings and without a store is refused with what to run.
+    """
+    from bst_core.sources import open_source
+
+    path = Path(source)
+    if not path.exists():
+        raise BadInputError(f"{path} does not exist: give a dataset folder, evaluation folder, "
+                            "folder of sounds or metadata CSV.")
+    corpus = open_source(path, store=Path(store) if store else None, job=job)
+    if corpus.audio is None and corpus.text is None:
+        raise BadInputError(
+            f"{path} has no embeddings. Compute them first: `bst extract {path} --out STORE` "
+            "(add --encoder clap for the challenge's CLAP embeddings), then pass --store STORE.")
+    return corpus
+
+
+def train(source: PathLike, run_dir: PathLike, config=None, *, store: PathLike | None = None,
+          job: Job | None = None):
+    """Cross-validate HATR on a labelled source; returns :class:`training.CrossValResult`."""
+    from bst_core.training import TrainConfig, cross_validate
+
+    corpus = load_source(source, store=store, job=job)
+    return cross_validate(corpus, run_dir, config or TrainConfig(), job=job)
+
+
+@dataclass
+class Prediction:
+    """A source and the ensemble's predictions for it, row-aligned."""
+
+    corpus: Corpus
+    predictions: object  # bst_core.ensemble.Predictions
+    n_models: int
+    parameters_per_model: int
+
+    def frame(self) -> pd.DataFrame:
+        """Submission columns, then the 23 class probabilities and, if labelled, the truth."""
+        p = self.predictions
+        frame = pd.DataFrame({
+            "id": list(p.ids),  # type: ignore[attr-defined]
+            "predicted_bst_second_level_class": list(p.labels),  # type: ignore[attr-defined]
+            "prediction_score": np.asarray(p.scores, dtype=float),  # type: ignore[attr-defined]
+        })
+        probs = pd.DataFrame(np.asarray(p.probs), columns=list(CLASS_KEYS))  # type: ignore[attr-defined]
+        return pd.concat([frame, probs], axis=1)
+
+
+def predict(run_dir: PathLike, source: PathLike | Corpus, *, store: PathLike | None = None,
+            job: Job | None = None) -> Prediction:
+    """Predict every item of ``source`` with the ensemble of the run folder's fold models."""
+    from bst_core.ensemble import Ensemble
+
+    ensemble = Ensemble.from_run(run_dir)
+    corpus = source if isinstance(source, Corpus) else load_source(source, store=store, job=job)
+    jobs.check(job)
+    predictions = ensemble.predict(corpus, job=job)
+    return Prediction(corpus, predictions, len(ensemble.models), ensemble.parameters_per_model)
+
+
+def write_predictions_csv(prediction: Prediction, out: PathLike, *, with_probabilities: bool = False) -> Path:
+    """Write predictions in the submission format (optionally followed by the 23 probabilities)."""
+    from bst_core.atomic import atomic_open
+
+    frame = prediction.frame()
+    if not with_probabilities:
+        frame = frame.iloc[:, :3]
+    out = Path(out)
+    with atomic_open(out, "w", newline="") as handle:
+        frame.to_csv(handle, index=False, float_format="%.6f")
+    return out
+
+
+def development_report(run_dir: PathLike) -> MetricReport | None:
+    """The run's development figures as the challenge reports them: mean over the folds.
+
+    Overall hP/hR/hF and the other headline numbers are fold means; class-wise values are the
+    fold mean of each class (ignoring folds where the class was dropped). None if the run has
+    no metrics yet.
+    """
+    from bst_core.runs import RunFolder
+
+    run = RunFolder(run_dir)
+    try:
+        metrics = run.metrics()
+    except BadInputError:
+        return None
+    folds = [MetricReport.from_dict(f) for f in metrics.get("folds", [])]
+    if not folds:
+        return None
+    pooled = MetricReport.from_dict(metrics["pooled"])
+    table = pooled.per_class.copy()
+    for column in ("hP", "hR", "hF", "accuracy"):
+        stacked = np.vstack([f.per_class[column].to_numpy(dtype=float) for f in folds])
+        with np.errstate(all="ignore"):
+            all_nan = np.isnan(stacked).all(axis=0)
+            table[column] = np.where(all_nan, np.nan, np.nanmean(np.where(np.isnan(stacked), np.nan, stacked),
+                                                                  axis=0))
+    means = {name: float(np.mean([getattr(f, name) for f in folds]))
+             for name in ("hP", "hR", "hF", "leaf_accuracy", "top_accuracy", "macro_accuracy",
+                          "hierarchical_accuracy")}
+    return MetricReport(**means, per_class=table, lam=pooled.lam, absent=pooled.absent,
+                        dropped=pooled.dropped, n=pooled.n)
+
+
+def export(run_dir: PathLike, eval_source: PathLike | Corpus, label: str, out_dir: PathLike, *,
+           store: PathLike | None = None, authors: list[dict] | None = None,
+           job: Job | None = None) -> Path:
+    """Predict the evaluation set with the run's ensemble and write the validated package."""
+    from bst_core.runs import RunFolder
+    from bst_core.submission import write_package
+
+    prediction = predict(run_dir, eval_source, store=store, job=job)
+    config = RunFolder(run_dir).config
+    per_model = prediction.parameters_per_model
+    system = {"description": {
+        "machine_learning_method": (
+            f"HATR ({config.mode} mode: embedding encoders, attention fusion, residual head); "
+            f"ensemble (mean of probabilities) of {prediction.n_models} cross-validation fold models "
+            f"of {per_model:,} parameters each"),
+        "data_augmentation": "noise + random masking" if config.augment else "none",
+    }}
+    return write_package(out_dir, label, prediction.predictions, prediction.corpus.ids,  # type: ignore[arg-type]
+                         dev_report=development_report(run_dir),
+                         total_parameters=per_model * prediction.n_models,
+                         system=system, authors=authors)
+
+
+def extract(source: PathLike, store: PathLike, *, encoder: str = "offline", checkpoint: PathLike | None = None,
+            device: str = "cpu", allow_download: bool = False, batch_size: int = 16, job: Job | None = None):
+    """Compute (or complete) the embedding store of a source; returns the extraction summary."""
+    from bst_core.encoders import make_encoder
+    from bst_core.extraction import extract as run_extraction
+    from bst_core.sources import open_source
+
+    corpus = open_source(Path(source), job=job)
+    model = make_encoder(encoder, checkpoint=checkpoint, device=device, allow_download=allow_download, job=job)
+    return run_extraction(corpus, store, model, batch_size=batch_size, job=job)

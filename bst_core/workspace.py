@@ -1,0 +1,376 @@
+"""The workspace database: a person's label edits, with undo/redo, kept outside their data.
+
+A workspace is one SQLite file (WAL journal, every edit committed at once, so a crash loses
+nothing that was shown as saved). It never touches the audio files or the dataset's metadata.
+
+Where it lives: :func:`default_path` puts it in the user data folder,
+``paths.data_dir()/workspaces/<folder name>-<hash of the source's absolute path>/workspace.sqlite``,
+so nothing in the user's folder is modified; the source path is recorded inside (``meta`` table)
+and :meth:`Workspace.source` reads it back. Pass any other path to :class:`Workspace` to keep the
+database elsewhere (e.g. beside the data, when the person asks for it).
+
+Tables::
+
+    meta    key TEXT PRIMARY KEY, value TEXT         format, format_version, source, created
+    labels  id TEXT PRIMARY KEY, label TEXT           the current edited label of each id
+    edits   seq INTEGER PRIMARY KEY, id, old_label, new_label, timestamp, batch_id, state
+
+``edits`` is the full log. ``state`` is ``"done"`` (applied), ``"undone"`` (can be redone) or
+``"dropped"`` (undone, then superseded by a new edit: kept for the record, never redone). One call
+of :meth:`Workspace.assign` is one batch, and one batch is one undo step. The empty label ``""``
+means "no edited label" (the truth or prediction stands).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from bst_core import paths
+from bst_core.atomic import atomic_open
+from bst_core.errors import BadInputError
+from bst_core.taxonomy import CLASS_KEYS
+
+FORMAT = "bst-workspace"
+FORMAT_VERSION = 1
+FILE_NAME = "workspace.sqlite"
+EXPORT_COLUMNS: tuple[str, ...] = ("id", "truth", "prediction", "confidence", "edited_label")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS labels (id TEXT PRIMARY KEY, label TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS edits (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL,
+    old_label TEXT NOT NULL,
+    new_label TEXT NOT NULL,
+    timestamp TEXT NOT NULL,
+    batch_id INTEGER NOT NULL,
+    state TEXT NOT NULL DEFAULT 'done' CHECK (state IN ('done', 'undone', 'dropped'))
+);
+CREATE INDEX IF NOT EXISTS edits_batch ON edits (batch_id, state);
+"""
+
+
+class PredictionsLike(Protocol):
+    """Predictions with ids, labels and scores (``bst_core.ensemble.Predictions`` fits)."""
+
+    @property
+    def ids(self) -> Sequence[str]: ...
+    @property
+    def labels(self) -> Sequence[str]: ...
+    @property
+    def scores(self) -> np.ndarray: ...
+
+
+def default_path(source: str | os.PathLike[str]) -> Path:
+    """Where the workspace of a source (dataset folder or CSV) lives by default.
+
+    ``data_dir()/workspaces/<name>-<12 hex of sha1(absolute path)>/workspace.sqlite``: outside the
+    user's folder, one per source, stable across runs.
+    """
+    absolute = str(Path(source).expanduser().resolve())
+    digest = hashlib.sha1(absolute.encode("utf-8")).hexdigest()[:12]
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(absolute).name)[:40] or "root"
+    return paths.data_dir() / "workspaces" / f"{name}-{digest}" / FILE_NAME
+
+
+class Workspace:
+    """Label edits of one source in one SQLite file; safe to share between threads.
+
+    ``Workspace(path)`` opens or creates the database; :meth:`for_source` uses :func:`default_path`.
+    A file that is not a workspace raises :class:`BadInputError` naming it.
+    """
+
+    def __init__(self, db_path: str | os.PathLike[str], *,
+                 source: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(db_path)
+        self._lock = threading.RLock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise BadInputError(f"The workspace database {self.path} cannot be opened ({exc}); "
+                                "check that its folder exists and is writable.") from exc
+        try:
+            self._initialise(source)
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise BadInputError(f"{self.path} is not a BST Studio workspace database ({exc}); "
+                                "move it away or choose another workspace file.") from exc
+        except BaseException:
+            self._conn.close()
+            raise
+
+    @classmethod
+    def for_source(cls, source: str | os.PathLike[str]) -> Workspace:
+        """The workspace of a dataset folder or CSV at its default place (see :func:`default_path`)."""
+        return cls(default_path(source), source=Path(source).expanduser().resolve())
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def _initialise(self, source: str | os.PathLike[str] | None) -> None:
+        with self._lock:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")  # an edit shown as saved survives power loss
+            self._conn.execute("PRAGMA busy_timeout=5000")
+            listed = self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            tables = {row[0] for row in listed}
+            if tables and "meta" not in tables:
+                raise sqlite3.DatabaseError("it holds tables of another program")
+            self._conn.executescript(_SCHEMA)
+            meta = self._meta()
+            if meta and meta.get("format") != FORMAT:
+                raise sqlite3.DatabaseError("it holds tables of another program")
+            if int(meta.get("format_version", FORMAT_VERSION)) > FORMAT_VERSION:
+                raise BadInputError(f"The workspace {self.path} was written by a newer BST Studio "
+                                    f"(format {meta['format_version']}); update BST Studio to open it.")
+            with self._transaction() as cur:
+                defaults = {"format": FORMAT, "format_version": str(FORMAT_VERSION),
+                            "created": _now()}
+                for key, value in defaults.items():
+                    cur.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (key, value))
+                if source is not None:
+                    cur.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('source', ?)",
+                                (str(source),))
+
+    def close(self) -> None:
+        """Close the database (checkpointing the WAL); further calls fail."""
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Workspace({str(self.path)!r})"
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Cursor]:
+        """One atomic, immediately committed transaction (rolled back if the body raises)."""
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+
+    def _meta(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
+
+    @property
+    def source(self) -> str:
+        """The absolute path of the source this workspace belongs to ("" when not recorded)."""
+        return self._meta().get("source", "")
+
+    # --- edits ---------------------------------------------------------------------------------
+
+    def assign(self, ids: Iterable[str], label: str) -> list[str]:
+        """Set the edited label of ``ids`` to ``label`` ("" clears it), as one undo step.
+
+        Ids whose edited label already is ``label`` are left alone. Returns the ids that changed
+        (empty: nothing was recorded). Raises BadInputError for a label that is not one of the 23
+        keys or "", or for an empty id. Any redo history is dropped once something changes.
+        """
+        label = "" if label is None else str(label)
+        if label and label not in CLASS_KEYS:
+            raise BadInputError(f"{label!r} is not one of the 23 BST second-level classes "
+                                "(e.g. 'fx-o'); use \"\" to clear an edit.")
+        wanted = list(dict.fromkeys(str(i) for i in ids))
+        if any(not i for i in wanted):
+            raise BadInputError("An empty id cannot be labelled: every sound needs an id.")
+        stamp = _now()
+        with self._transaction() as cur:
+            current = self._labels_of(cur, wanted)
+            changed = [i for i in wanted if current.get(i, "") != label]
+            if not changed:
+                return []
+            cur.execute("UPDATE edits SET state = 'dropped' WHERE state = 'undone'")
+            batch = cur.execute("SELECT COALESCE(MAX(batch_id), 0) + 1 FROM edits").fetchone()[0]
+            cur.executemany(
+                "INSERT INTO edits (id, old_label, new_label, timestamp, batch_id) VALUES (?, ?, ?, ?, ?)",
+                [(i, current.get(i, ""), label, stamp, batch) for i in changed])
+            _write_labels(cur, [(i, label) for i in changed])
+        return changed
+
+    def undo(self) -> list[str]:
+        """Revert the latest applied batch; returns the ids it touched (empty: nothing to undo)."""
+        with self._transaction() as cur:
+            row = cur.execute("SELECT MAX(batch_id) FROM edits WHERE state = 'done'").fetchone()
+            if row[0] is None:
+                return []
+            edits = cur.execute("SELECT seq, id, old_label FROM edits WHERE batch_id = ? AND state = 'done' "
+                                "ORDER BY seq DESC", (row[0],)).fetchall()
+            _write_labels(cur, [(i, old) for _, i, old in edits])
+            cur.execute("UPDATE edits SET state = 'undone' WHERE batch_id = ? AND state = 'done'", (row[0],))
+        return list(dict.fromkeys(i for _, i, _ in reversed(edits)))
+
+    def redo(self) -> list[str]:
+        """Re-apply the earliest undone batch; returns the ids it touched (empty: nothing to redo)."""
+        with self._transaction() as cur:
+            row = cur.execute("SELECT MIN(batch_id) FROM edits WHERE state = 'undone'").fetchone()
+            if row[0] is None:
+                return []
+            edits = cur.execute("SELECT seq, id, new_label FROM edits WHERE batch_id = ? "
+                                "AND state = 'undone' ORDER BY seq", (row[0],)).fetchall()
+            _write_labels(cur, [(i, new) for _, i, new in edits])
+            cur.execute("UPDATE edits SET state = 'done' WHERE batch_id = ? AND state = 'undone'", (row[0],))
+        return list(dict.fromkeys(i for _, i, _ in edits))
+
+    @property
+    def can_undo(self) -> bool:
+        return self._exists("SELECT 1 FROM edits WHERE state = 'done' LIMIT 1")
+
+    @property
+    def can_redo(self) -> bool:
+        return self._exists("SELECT 1 FROM edits WHERE state = 'undone' LIMIT 1")
+
+    def _exists(self, sql: str) -> bool:
+        with self._lock:
+            return self._conn.execute(sql).fetchone() is not None
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def edited_labels(self) -> dict[str, str]:
+        """Current edited label of every edited id (cleared edits are absent)."""
+        with self._lock:
+            return dict(self._conn.execute("SELECT id, label FROM labels").fetchall())
+
+    def label_of(self, sound_id: str) -> str:
+        """The edited label of one id, "" when it has none."""
+        with self._lock:
+            row = self._conn.execute("SELECT label FROM labels WHERE id = ?", (str(sound_id),)).fetchone()
+        return row[0] if row else ""
+
+    def __len__(self) -> int:
+        """Number of ids with an edited label."""
+        with self._lock:
+            return int(self._conn.execute("SELECT COUNT(*) FROM labels").fetchone()[0])
+
+    def edit_log(self) -> pd.DataFrame:
+        """The whole edit log (seq, id, old_label, new_label, timestamp, batch_id, state), oldest first."""
+        with self._lock:
+            rows = self._conn.execute("SELECT seq, id, old_label, new_label, timestamp, batch_id, state "
+                                      "FROM edits ORDER BY seq").fetchall()
+        return pd.DataFrame(rows, columns=["seq", "id", "old_label", "new_label", "timestamp",
+                                           "batch_id", "state"])
+
+    @staticmethod
+    def _labels_of(cur: sqlite3.Cursor, ids: Sequence[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            out.update(cur.execute(f"SELECT id, label FROM labels WHERE id IN ({marks})", chunk).fetchall())
+        return out
+
+    # --- export --------------------------------------------------------------------------------
+
+    def export_labels_csv(self, path: str | os.PathLike[str], table: pd.DataFrame,
+                          predictions: PredictionsLike | pd.DataFrame | None = None) -> Path:
+        """Write ``id,truth,prediction,confidence,edited_label`` for every sound, atomically.
+
+        Rows follow ``table`` (needs ``id``; its ``label`` column is the truth). ``predictions`` is
+        a ``Predictions`` (ids, labels, scores) or a frame with ``id``, ``prediction`` and ``score``
+        or ``confidence`` (an out-of-fold table fits); without it both columns stay empty. Edited
+        ids that are not in ``table`` are appended so no edit is lost. Returns the path.
+        """
+        frame = labels_frame(table, predictions, self.edited_labels())
+        target = Path(path)
+        with atomic_open(target, "w", newline="") as handle:
+            frame.to_csv(handle, index=False)
+        return target
+
+
+def labels_frame(table: pd.DataFrame, predictions: PredictionsLike | pd.DataFrame | None,
+                 edited: Mapping[str, str]) -> pd.DataFrame:
+    """The export table (:data:`EXPORT_COLUMNS`) of :meth:`Workspace.export_labels_csv`."""
+    if "id" not in table.columns:
+        raise BadInputError("The sound table has no 'id' column: export needs one id per sound.")
+    ids = [str(i) for i in table["id"]]
+    truth = ([_text(x) for x in table["label"]] if "label" in table.columns else [""] * len(ids))
+    extra = [i for i in edited if i not in set(ids)]
+    ids += extra
+    truth += [""] * len(extra)
+    predicted, confidence = _prediction_columns(predictions)
+    return pd.DataFrame({
+        "id": pd.Series(ids, dtype=object),
+        "truth": pd.Series(truth, dtype=object),
+        "prediction": pd.Series([predicted.get(i, "") for i in ids], dtype=object),
+        "confidence": pd.Series([confidence.get(i, np.nan) for i in ids], dtype=float),
+        "edited_label": pd.Series([edited.get(i, "") for i in ids], dtype=object),
+    })
+
+
+def read_labels_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read an exported labels CSV back (ids and labels as str, confidence as float)."""
+    try:
+        frame = pd.read_csv(path, dtype={c: object for c in EXPORT_COLUMNS if c != "confidence"},
+                            keep_default_na=False, na_values={"confidence": [""]})
+    except (OSError, ValueError) as exc:
+        raise BadInputError(f"{path} cannot be read as a labels CSV ({exc}).") from exc
+    missing = [c for c in EXPORT_COLUMNS if c not in frame.columns]
+    if missing:
+        raise BadInputError(f"{path} lacks the columns {', '.join(missing)}; export the labels again.")
+    return frame
+
+
+def _prediction_columns(predictions: PredictionsLike | pd.DataFrame | None
+                        ) -> tuple[dict[str, str], dict[str, float]]:
+    if predictions is None:
+        return {}, {}
+    if isinstance(predictions, pd.DataFrame):
+        score_column = next((c for c in ("score", "confidence") if c in predictions.columns), None)
+        if "id" not in predictions.columns or "prediction" not in predictions.columns or score_column is None:
+            raise BadInputError("The predictions table needs the columns id, prediction and score "
+                                "(or confidence).")
+        ids = [str(i) for i in predictions["id"]]
+        labels = [_text(x) for x in predictions["prediction"]]
+        scores = pd.to_numeric(predictions[score_column], errors="coerce").to_numpy(dtype=float)
+    else:
+        ids = [str(i) for i in predictions.ids]
+        labels = [_text(x) for x in predictions.labels]
+        scores = np.asarray(predictions.scores, dtype=float).reshape(-1)
+    if not (len(ids) == len(labels) == len(scores)):
+        raise BadInputError(f"The predictions are inconsistent: {len(ids)} ids, {len(labels)} labels, "
+                            f"{len(scores)} scores. Predict again.")
+    return dict(zip(ids, labels, strict=True)), dict(zip(ids, scores.tolist(), strict=True))
+
+
+def _write_labels(cur: sqlite3.Cursor, pairs: Sequence[tuple[str, str]]) -> None:
+    """Apply (id, label) in order: "" deletes the id's edited label."""
+    for sound_id, label in pairs:
+        if label:
+            cur.execute("INSERT OR REPLACE INTO labels (id, label) VALUES (?, ?)", (sound_id, label))
+        else:
+            cur.execute("DELETE FROM labels WHERE id = ?", (sound_id,))
+
+
+def _text(value: Any) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return ""
+    return str(value)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+

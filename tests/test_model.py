@@ -1,0 +1,58 @@
+"""HATR: the seed report's parameter counts, output shapes, attention fusion."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bst_core.model import HATR, count_parameters, predict_probs
+from bst_core.taxonomy import NUM_CLASSES
+
+
+def test_parameter_counts_match_the_seed_report() -> None:
+    assert count_parameters(HATR("both", 512, 512)) == 7_319_513
+    assert count_parameters(HATR("audio", 512, 512)) == 3_698_647
+    assert count_parameters(HATR("text", 512, 512)) == 3_698_647
+
+
+def test_default_dropout_is_the_reports() -> None:
+    model = HATR()
+    rates = {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)}
+    assert rates == {0.1, 0.05}  # p in the encoders and head, p/2 after the latent projector
+
+
+def test_both_mode_returns_logits_and_attention_weights() -> None:
+    torch.manual_seed(0)
+    model = HATR("both", 24, 40, hidden=16).eval()
+    logits, attention = model(torch.randn(5, 24), torch.randn(5, 40))
+    assert logits.shape == (5, NUM_CLASSES)
+    assert attention is not None and attention.shape == (5, 2)
+    assert torch.allclose(attention.sum(dim=1), torch.ones(5))
+    assert (attention > 0).all()
+
+
+@pytest.mark.parametrize("mode", ["audio", "text"])
+def test_single_modality_ignores_the_other_input(mode: str) -> None:
+    model = HATR(mode, 24, 24, hidden=16).eval()
+    x = torch.randn(3, 24)
+    logits, attention = model(x, None) if mode == "audio" else model(None, x)
+    assert logits.shape == (3, NUM_CLASSES) and attention is None
+    assert model.fusion is None
+    assert (model.text_encoder is None) == (mode == "audio")
+
+
+def test_unknown_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="mode"):
+        HATR("video")  # type: ignore[arg-type]
+
+
+def test_predict_probs_is_softmax_in_eval_mode_and_batched() -> None:
+    torch.manual_seed(0)
+    model = HATR("both", 8, 8, hidden=16)
+    audio, text = torch.randn(10, 8), torch.randn(10, 8)
+    probs, attention = predict_probs(model, audio, text, batch_size=3)
+    assert not model.training
+    assert probs.shape == (10, NUM_CLASSES) and attention is not None and attention.shape == (10, 2)
+    assert torch.allclose(probs.sum(dim=1), torch.ones(10))
+    whole, _ = predict_probs(model, audio, text, batch_size=100)
+    assert torch.allclose(probs, whole, atol=1e-6)
