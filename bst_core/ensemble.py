@@ -83,8 +83,12 @@ class Ensemble:
 
     @property
     def parameters(self) -> int:
-        """Trainable parameters of all fold models together."""
+        """Trainable parameters of all fold models together (a submission's total)."""
         return sum(count_parameters(m) for m in self.models)
+
+    @property
+    def parameters_per_model(self) -> int:
+        return count_parameters(self.models[0])
 
     def describe(self) -> dict[str, Any]:
         return {"folds": self.folds, "mode": self.mode, "encoder": self.encoder.to_dict(),

@@ -80,6 +80,7 @@ class EmbeddingStore:
         self._audio: np.ndarray = np.zeros((0, encoder.audio_dim), np.float32)
         self._text: np.ndarray = np.zeros((0, encoder.text_dim), np.float32)
         self._chunks: list[_Chunk] = []
+        self._last_seq = 0
         self._latest_cache: pd.DataFrame | None = None
         self._pending_cache: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -94,6 +95,8 @@ class EmbeddingStore:
         """
         folder = Path(path)
         manifest_path = folder / MANIFEST
+        if folder.exists() and not folder.is_dir():
+            raise BadInputError(f"{folder} is a file, not an embedding store folder. Choose a folder.")
         if not manifest_path.exists():
             leftovers = [n for n in (ITEMS, AUDIO, TEXT, PENDING) if (folder / n).exists()]
             if leftovers:
@@ -179,6 +182,7 @@ class EmbeddingStore:
             return
         numbered = sorted((int(m.group(1)), p) for p in folder.iterdir() if (m := _CHUNK_RE.match(p.name)))
         self._chunks = [self._read_chunk(path) for _, path in numbered]
+        self._last_seq = numbered[-1][0] if numbered else 0
 
     def _read_chunk(self, path: Path) -> _Chunk:
         try:
@@ -218,14 +222,13 @@ class EmbeddingStore:
             return
         folder = self.path / PENDING
         folder.mkdir(exist_ok=True)
-        seq = max((int(m.group(1)) for p in folder.iterdir() if (m := _CHUNK_RE.match(p.name))), default=0)
-        path = folder / f"chunk-{seq + 1:06d}.npz"
+        path = folder / f"chunk-{self._last_seq + 1:06d}.npz"
         chunk = _Chunk(path, np.asarray([str(i) for i in ids], dtype=str), audio, text,
                        np.asarray(status, dtype=str), np.asarray(reason, dtype=str),
                        np.asarray(size, dtype=np.int64), np.asarray(mtime, dtype=np.float64))
-        # ``str`` arrays of length 0 get dtype <U1; fine. Empty reason strings stay "".
         with atomic.atomic_open(path, "wb") as handle:
             np.savez(handle, **{key: getattr(chunk, key) for key in _CHUNK_KEYS})
+        self._last_seq += 1
         self._chunks.append(chunk)
         self._latest_cache = None
         self._pending_cache = None
@@ -237,7 +240,7 @@ class EmbeddingStore:
         latest = self._latest()
         base_rows = int(self._index["row"].max()) + 1 if len(self._index) else 0
         old_row = pd.Series(self._index["row"].to_numpy(), index=self._index["id"].to_numpy())
-        rows = old_row.reindex(latest.index).to_numpy(dtype=float)
+        rows = np.array(old_row.reindex(latest.index).to_numpy(dtype=float))
         is_new = np.isnan(rows)
         rows[is_new] = base_rows + np.arange(int(is_new.sum()))
         rows = rows.astype(np.int64)
@@ -267,6 +270,7 @@ class EmbeddingStore:
             with contextlib.suppress(OSError):
                 leftover.unlink()
         self._chunks = []
+        self._last_seq = 0
         self._latest_cache = self._pending_cache = None
         self._load_consolidated()
 
@@ -392,7 +396,8 @@ def read_npy_vector(path: Path, dim: int) -> np.ndarray:
     if array.size != dim or sum(s != 1 for s in array.shape) > 1:
         raise BadInputError(f"Embedding file {path} has shape {array.shape}; expected a vector of {dim} "
                             f"numbers. {advice}")
-    vector = array.reshape(dim).astype(np.float32)
+    with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, refused below
+        vector = array.reshape(dim).astype(np.float32)
     if not np.isfinite(vector).all():
         raise BadInputError(f"Embedding file {path} contains NaN or infinite values. {advice}")
     return vector

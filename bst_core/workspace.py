@@ -191,24 +191,32 @@ class Workspace:
         keys or "", or for an empty id. Any redo history is dropped once something changes.
         """
         label = "" if label is None else str(label)
-        if label and label not in CLASS_KEYS:
-            raise BadInputError(f"{label!r} is not one of the 23 BST second-level classes "
-                                "(e.g. 'fx-o'); use \"\" to clear an edit.")
-        wanted = list(dict.fromkeys(str(i) for i in ids))
+        return self.assign_each({str(i): label for i in ids})
+
+    def assign_each(self, labels: Mapping[str, str]) -> list[str]:
+        """Set a (possibly different) edited label per id, as one undo step (see :meth:`assign`).
+
+        Used to accept the predictions of a multi-selection in one go.
+        """
+        wanted = {str(i): ("" if label is None else str(label)) for i, label in labels.items()}
+        bad = sorted({label for label in wanted.values() if label and label not in CLASS_KEYS})
+        if bad:
+            raise BadInputError(f"{', '.join(map(repr, bad))} is not one of the 23 BST second-level "
+                                "classes (e.g. 'fx-o'); use \"\" to clear an edit.")
         if any(not i for i in wanted):
             raise BadInputError("An empty id cannot be labelled: every sound needs an id.")
         stamp = _now()
         with self._transaction() as cur:
-            current = self._labels_of(cur, wanted)
-            changed = [i for i in wanted if current.get(i, "") != label]
+            current = self._labels_of(cur, list(wanted))
+            changed = [i for i, label in wanted.items() if current.get(i, "") != label]
             if not changed:
                 return []
             cur.execute("UPDATE edits SET state = 'dropped' WHERE state = 'undone'")
             batch = cur.execute("SELECT COALESCE(MAX(batch_id), 0) + 1 FROM edits").fetchone()[0]
             cur.executemany(
                 "INSERT INTO edits (id, old_label, new_label, timestamp, batch_id) VALUES (?, ?, ?, ?, ?)",
-                [(i, current.get(i, ""), label, stamp, batch) for i in changed])
-            _write_labels(cur, [(i, label) for i in changed])
+                [(i, current.get(i, ""), wanted[i], stamp, batch) for i in changed])
+            _write_labels(cur, [(i, wanted[i]) for i in changed])
         return changed
 
     def undo(self) -> list[str]:
@@ -260,6 +268,10 @@ class Workspace:
             row = self._conn.execute("SELECT label FROM labels WHERE id = ?", (str(sound_id),)).fetchone()
         return row[0] if row else ""
 
+    def __bool__(self) -> bool:
+        """An open workspace is truthy even without edits (``if workspace:`` means "is open")."""
+        return True
+
     def __len__(self) -> int:
         """Number of ids with an edited label."""
         with self._lock:
@@ -307,7 +319,8 @@ def labels_frame(table: pd.DataFrame, predictions: PredictionsLike | pd.DataFram
         raise BadInputError("The sound table has no 'id' column: export needs one id per sound.")
     ids = [str(i) for i in table["id"]]
     truth = ([_text(x) for x in table["label"]] if "label" in table.columns else [""] * len(ids))
-    extra = [i for i in edited if i not in set(ids)]
+    known = set(ids)
+    extra = [i for i in edited if i not in known]
     ids += extra
     truth += [""] * len(extra)
     predicted, confidence = _prediction_columns(predictions)
@@ -356,12 +369,9 @@ def _prediction_columns(predictions: PredictionsLike | pd.DataFrame | None
 
 
 def _write_labels(cur: sqlite3.Cursor, pairs: Sequence[tuple[str, str]]) -> None:
-    """Apply (id, label) in order: "" deletes the id's edited label."""
-    for sound_id, label in pairs:
-        if label:
-            cur.execute("INSERT OR REPLACE INTO labels (id, label) VALUES (?, ?)", (sound_id, label))
-        else:
-            cur.execute("DELETE FROM labels WHERE id = ?", (sound_id,))
+    """Apply (id, label) pairs of distinct ids: "" deletes the id's edited label."""
+    cur.executemany("INSERT OR REPLACE INTO labels (id, label) VALUES (?, ?)", [p for p in pairs if p[1]])
+    cur.executemany("DELETE FROM labels WHERE id = ?", [(i,) for i, label in pairs if not label])
 
 
 def _text(value: Any) -> str:

@@ -20,8 +20,8 @@ LABEL = "Tester_BST_task1_1"
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory: pytest.TempPathFactory, bsd_root: Path) -> Path:
     run = tmp_path_factory.mktemp("runs") / "run"
-    code = main(["train", str(bsd_root), "--out", str(run), "--folds", "2", "--epochs", "6",
-                 "--patience", "0", "-q"])
+    code = main(["train", str(bsd_root), "--out", str(run), "--folds", "2", "--epochs", "12",
+                 "--batch-size", "16", "--patience", "0", "-q"])
     assert code == EXIT_OK
     return run
 
@@ -96,7 +96,7 @@ def test_broken_package_is_detected(trained_run: Path, eval_root: Path, tmp_path
     assert main(["export", str(trained_run), str(eval_root), "--label", LABEL, "--out", str(out), "-q"]) == 0
     csv_path = out / "task1" / LABEL / f"{LABEL}.output.csv"
     lines = csv_path.read_text().splitlines()
-    csv_path.write_text("\n".join(lines[:-1] + [lines[1]]) + "\n")  # drop the last id, duplicate the first
+    csv_path.write_text("\n".join([*lines[:-1], lines[1]]) + "\n")  # drop the last id, duplicate the first
     problems = validate_package_dir(csv_path.parent)
     assert any("duplicate" in p.lower() for p in problems)
     assert any("missing" in p.lower() for p in problems)

@@ -188,3 +188,14 @@ def test_export_accepts_an_oof_frame_and_no_predictions(ws: Workspace, tmp_path:
     with pytest.raises(BadInputError, match="columns id, prediction and score"):
         ws.export_labels_csv(tmp_path / "c.csv", table, pd.DataFrame({"id": ["1"]}))
     assert not (tmp_path / "c.csv").exists()
+
+
+def test_assign_each_is_one_batch_with_per_id_labels(ws: Workspace) -> None:
+    ws.assign(["a"], "fx-o")
+    assert ws.assign_each({"a": "fx-o", "b": "is-p", "c": "ss-n"}) == ["b", "c"]
+    assert ws.edited_labels() == {"a": "fx-o", "b": "is-p", "c": "ss-n"}
+    assert ws.undo() == ["b", "c"]
+    assert ws.edited_labels() == {"a": "fx-o"}
+    with pytest.raises(BadInputError, match="'x-y'"):
+        ws.assign_each({"a": "x-y", "b": "fx-o"})
+    assert ws.edited_labels() == {"a": "fx-o"}

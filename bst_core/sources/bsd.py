@@ -105,8 +105,7 @@ def cached_store_path(root: Path) -> Path:
 
 
 def _npy_stems(folder: Path) -> set[str]:
-    with os.scandir(folder) as entries:
-        return {e.name[:-4] for e in entries if e.name.endswith(".npy") and not e.name.startswith(".")}
+    return {name[:-4] for name in os.listdir(folder) if name.endswith(".npy") and not name.startswith(".")}
 
 
 def _open_cache(store_path: Path, notes: list[str]) -> EmbeddingStore | None:
@@ -143,30 +142,34 @@ def load_shipped_embeddings(root: Path, ids: Sequence[str], *,
     fingerprint = {"audio": [audio_dir.stat().st_mtime_ns, 0], "text": [text_dir.stat().st_mtime_ns, 0]}
     audio_names, text_names = _npy_stems(audio_dir), _npy_stems(text_dir)
     fingerprint["audio"][1], fingerprint["text"][1] = len(audio_names), len(text_names)
-    found = np.array([i in audio_names and i in text_names for i in ids], dtype=bool)
+    found = pd.Index(ids).isin(audio_names) & pd.Index(ids).isin(text_names)
     have = [i for i, ok in zip(ids, found, strict=True) if ok]
 
     notes: list[str] = []
     store_path = cached_store_path(root)
     store = _open_cache(store_path, notes)
-    fresh = store is not None and _read_fingerprint(store_path) == fingerprint
-    if fresh:
-        assert store is not None
+    if store is not None and _read_fingerprint(store_path) == fingerprint:
         audio, text, in_store = store.load(have)
-        fresh = bool(in_store.all())
-    if not fresh:
-        encoder = _encoder_from_files(audio_dir, text_dir, have, store)
-        if store is not None and store.encoder != encoder:
-            remove_store(store_path)
-        store = consolidate_npy_folders(have, audio_dir, text_dir, store_path, encoder, job,
-                                        source=str(root))
-        atomic.write_json(store_path / _FINGERPRINT, fingerprint)
-        audio, text, _ = store.load(have)
-    assert store is not None
-    full_audio = np.zeros((len(ids), store.encoder.audio_dim), np.float32)
-    full_text = np.zeros((len(ids), store.encoder.text_dim), np.float32)
-    full_audio[found], full_text[found] = audio, text
-    return ShippedEmbeddings(full_audio, full_text, found, store.encoder, store_path, notes)
+        if in_store.all():
+            return _aligned(audio, text, found, store, notes)
+    encoder = _encoder_from_files(audio_dir, text_dir, have, store)
+    if store is not None and store.encoder != encoder:
+        remove_store(store_path)
+    store = consolidate_npy_folders(have, audio_dir, text_dir, store_path, encoder, job, source=str(root))
+    atomic.write_json(store_path / _FINGERPRINT, fingerprint)
+    audio, text, _ = store.load(have)
+    return _aligned(audio, text, found, store, notes)
+
+
+def _aligned(audio: np.ndarray, text: np.ndarray, found: np.ndarray, store: EmbeddingStore,
+             notes: list[str]) -> ShippedEmbeddings:
+    """Spread rows of the found ids over all ids (zeros where not found)."""
+    if not found.all():
+        full_audio = np.zeros((len(found), store.encoder.audio_dim), np.float32)
+        full_text = np.zeros((len(found), store.encoder.text_dim), np.float32)
+        full_audio[found], full_text[found] = audio, text
+        audio, text = full_audio, full_text
+    return ShippedEmbeddings(audio, text, found, store.encoder, store.path, notes)
 
 
 def _encoder_from_files(audio_dir: Path, text_dir: Path, have: Sequence[str],
@@ -205,27 +208,52 @@ def find_bsd_metadata(root: Path) -> Path:
         "with sound_id and class_idx columns). Choose the dataset's root folder.")
 
 
-def _labels(raw: pd.DataFrame, meta_path: Path) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+def _code_kind(value: str) -> tuple[str, int]:
+    """("target" | "other" | "top" | "unknown", code) of one class_idx cell."""
+    try:
+        number = float(value)
+    except ValueError:
+        return "unknown", -1
+    if not number.is_integer():
+        return "unknown", -1
+    return taxonomy.classify_code(int(number)), int(number)
+
+
+def _labels(raw: pd.DataFrame, meta_path: Path) -> tuple[np.ndarray, np.ndarray, pd.Series, list[str]]:
     """(codes, keep mask, labels of kept rows, notes) from class_idx; unknown codes raise."""
-    ids = raw["id"].tolist()
     text = raw["class_idx"].str.strip()
-    codes = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float)
-    kinds = np.array([taxonomy.classify_code(int(c)) if np.isfinite(c) and c == int(c) else "unknown"
-                      for c in codes])
+    parsed = {value: _code_kind(value) for value in text.unique()}
+    kinds = text.map(lambda v: parsed[v][0]).to_numpy(dtype=object)
+    codes = text.map(lambda v: parsed[v][1]).to_numpy(dtype=np.int64)
     bad = np.flatnonzero(kinds == "unknown")
     if len(bad):
         row = int(bad[0])
         raise BadInputError(
-            f"{meta_path}: data row {row + 1} (sound_id {ids[row]}) has class_idx {text.iloc[row]!r}, "
-            f"which is not a Broad Sound Taxonomy code ({len(bad)} such rows). Fix or remove those rows.")
+            f"{meta_path}: data row {row + 1} (sound_id {raw['id'].iloc[row]}) has class_idx "
+            f"{text.iloc[row]!r}, which is not a Broad Sound Taxonomy code ({len(bad)} such rows). "
+            "Fix or remove those rows.")
     keep = kinds == "target"
-    labels = [taxonomy.key_for_code(int(c)) for c in codes[keep]]
+    labels = pd.Series(codes[keep], dtype=np.int64).map(
+        {c.class_idx: c.key for c in taxonomy.classes()}).astype(str)
     notes = []
     for kind, words in (("other", 'an "-other" class (X99)'), ("top", "a top-level class only (X00)")):
         dropped = int((kinds == kind).sum())
         if dropped:
             notes.append(f"{dropped} rows labelled with {words} were left out: they are not target classes.")
-    return codes.astype(np.int64), keep, labels, notes
+    return codes, keep, labels, notes
+
+
+def _class_column_notes(raw: pd.DataFrame, keep: np.ndarray, labels: pd.Series) -> list[str]:
+    """Cross-check the ``class`` column against ``class_idx`` (class_idx wins)."""
+    if "class" not in raw.columns:
+        return []
+    named = raw["class"].str.strip()[keep].reset_index(drop=True)
+    looks_like_key = named.map({n: taxonomy.classify_label(n) != "unknown" for n in named.unique()})
+    disagree = raw["id"][keep].reset_index(drop=True)[looks_like_key & (named != labels)].tolist()
+    if not disagree:
+        return []
+    return [f"{len(disagree)} rows have a `class` that disagrees with `class_idx` (class_idx was used), "
+            f"e.g. sound_id {examples(disagree)}."]
 
 
 def read_bsd_dataset(root: str | os.PathLike[str], *, job: jobs.Job | None = None) -> Corpus:
@@ -246,19 +274,20 @@ def read_bsd_dataset(root: str | os.PathLike[str], *, job: jobs.Job | None = Non
                             "original metadata file.")
     raw = raw.rename(columns={"sound_id": "id"})
     raw["id"] = raw["id"].str.strip()
-    _check_ids(raw["id"], meta_path, "sound_id")
+    check_ids(raw["id"], meta_path, "sound_id")
     codes, keep, labels, label_notes = _labels(raw, meta_path)
-    notes = [f"Metadata: {meta_path.name}, {len(raw)} rows.", *label_notes, *_class_column_notes(raw, codes, keep)]
+    notes = [f"Metadata: {meta_path.name}, {len(raw)} rows.", *label_notes,
+             *_class_column_notes(raw, keep, labels)]
     raw = raw.loc[keep].reset_index(drop=True)
 
     wavs = audio_files(root / "audio")
+    confidence = raw["confidence"] if "confidence" in raw.columns else pd.Series([""] * len(raw))
     table = pd.DataFrame({
         "id": raw["id"],
         "audio_path": [str(wavs[i]) if i in wavs else "" for i in raw["id"]],
         **text_frame(raw),
-        "label": pd.Series(labels, dtype=str),
-        "confidence": pd.to_numeric(raw["confidence"], errors="coerce") if "confidence" in raw.columns
-        else np.nan,
+        "label": labels,
+        "confidence": pd.to_numeric(confidence, errors="coerce").astype(float),
         "source": KIND,
     })
     for column in raw.columns:
@@ -279,8 +308,9 @@ def read_bsd_dataset(root: str | os.PathLike[str], *, job: jobs.Job | None = Non
             corpus.notes.append(
                 f"{int(lacking.sum())} sounds have no .npy embedding (audio or text) under features/ and "
                 f"were left out, e.g. {examples(table['id'][lacking].tolist())}.")
-        corpus = Corpus(table.loc[shipped.found].reset_index(drop=True), shipped.audio[shipped.found],
-                        shipped.text[shipped.found], shipped.encoder, root, KIND, corpus.notes)
+            corpus = corpus.subset(shipped.found)
+            shipped.audio, shipped.text = shipped.audio[shipped.found], shipped.text[shipped.found]
+        corpus.audio, corpus.text, corpus.encoder = shipped.audio, shipped.text, shipped.encoder
     no_audio = int((corpus.table["audio_path"] == "").sum())
     if no_audio:
         corpus.notes.append(f"{no_audio} sounds have no audio/<sound_id>.wav: they can be classified "
@@ -289,7 +319,8 @@ def read_bsd_dataset(root: str | os.PathLike[str], *, job: jobs.Job | None = Non
     return corpus
 
 
-def _check_ids(ids: pd.Series, meta_path: Path, column: str) -> None:
+def check_ids(ids: pd.Series, meta_path: Path, column: str) -> None:
+    """Refuse empty or duplicated ids, naming the file, the row or the ids."""
     empty = np.flatnonzero((ids == "").to_numpy())
     if len(empty):
         raise BadInputError(f"{meta_path}: data row {int(empty[0]) + 1} has an empty {column}. "
@@ -300,16 +331,4 @@ def _check_ids(ids: pd.Series, meta_path: Path, column: str) -> None:
                             f"({examples(duplicated)}). Each sound must have one row.")
 
 
-def _class_column_notes(raw: pd.DataFrame, codes: np.ndarray, keep: np.ndarray) -> list[str]:
-    """Cross-check the ``class`` column against ``class_idx`` (class_idx wins)."""
-    if "class" not in raw.columns:
-        return []
-    named = raw["class"].str.strip().to_numpy()
-    disagree = [
-        str(sid) for sid, name, code, kept in zip(raw["id"], named, codes, keep, strict=True)
-        if kept and name and taxonomy.classify_label(name) != "unknown" and name != taxonomy.key_for_code(code)
-    ]
-    if disagree:
-        return [f"{len(disagree)} rows have a `class` that disagrees with `class_idx` "
-                f"(class_idx was used), e.g. sound_id {examples(disagree)}."]
-    return []
+_check_ids = check_ids  # former name, still imported by sources/freesound.py

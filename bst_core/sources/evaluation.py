@@ -21,6 +21,7 @@ from bst_core.sources.bsd import (
     AUDIO_FEATURES,
     TEXT_FEATURES,
     audio_files,
+    check_ids,
     csv_columns,
     examples,
     load_shipped_embeddings,
@@ -58,14 +59,7 @@ def read_evaluation_folder(root: str | os.PathLike[str], *, job: jobs.Job | None
         raise BadInputError(f"{meta_path} has no {ID_COLUMN} column. Use the evaluation set's "
                             "original metadata file.")
     ids = raw[ID_COLUMN].str.strip()
-    empty = np.flatnonzero((ids == "").to_numpy())
-    if len(empty):
-        raise BadInputError(f"{meta_path}: data row {int(empty[0]) + 1} has an empty {ID_COLUMN}. "
-                            "Fill it in or remove the row.")
-    duplicated = ids[ids.duplicated()].unique().tolist()
-    if duplicated:
-        raise BadInputError(f"{meta_path}: {ID_COLUMN} values appear more than once "
-                            f"({examples(duplicated)}). Each sound must have one row.")
+    check_ids(ids, meta_path, ID_COLUMN)
 
     wavs = audio_files(root / "audio")
     table = pd.DataFrame({

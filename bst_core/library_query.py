@@ -1,0 +1,384 @@
+"""The library table behind the app's sound list: build it, search it, filter it, sort it.
+
+Pure pandas/numpy (no Qt), so a 35k-row search is a few vectorised string matches (milliseconds)
+rather than a Python call per cell. The GUI holds a :func:`library_frame` and its :class:`TextIndex`,
+computes a boolean mask with :func:`query_mask` & :func:`filter_mask`, and shows ``sort_order(...)`` rows where the mask
+is true.
+
+Search syntax (:func:`parse_query`), terms ANDed, case-insensitive:
+
+- ``dog bark`` — every word appears in the id, title, tags, description or a class cell;
+  ``"dog bark"`` matches the phrase.
+- ``-rain`` — the word does not appear.
+- ``class:fx-o`` — truth, prediction or edited label is that class (a top key such as ``class:fx``
+  means any of its classes; ``class:fx-o,fx-a`` any of several).
+- ``truth:KEY``, ``pred:KEY``, ``edited:KEY`` — that column only; ``top:ss`` — the top column.
+- ``-class:fx-o`` (any field term with ``-``) excludes.
+- ``conf>0.5``, ``conf<=0.2`` — prediction confidence.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bst_core.taxonomy import CLASS_KEYS, TOP_LEVELS, classes_of_top, top_of
+
+LIBRARY_COLUMNS: tuple[str, ...] = (
+    "id", "title", "duration_s", "truth", "prediction", "confidence", "top", "edited", "status",
+)
+"""Columns shown by the library table, in display order."""
+
+TEXT_COLUMNS: tuple[str, ...] = ("id", "title", "tags", "description", "truth")
+"""Columns whose text free words of a query are matched against (fixed once a source is open)."""
+CLASS_TEXT_COLUMNS: tuple[str, ...] = ("prediction", "edited")
+"""Columns free words are also matched against, read afresh each time (they change after
+predicting or relabelling; each holds at most 24 distinct values, so this is cheap)."""
+
+FIELD_COLUMNS: dict[str, tuple[str, ...]] = {
+    "class": ("truth", "prediction", "edited"),
+    "truth": ("truth",),
+    "pred": ("prediction",),
+    "prediction": ("prediction",),
+    "edited": ("edited",),
+    "top": ("top",),
+}
+"""Query field name → the columns it tests."""
+
+_CONF_RE = re.compile(r"^(?:conf|confidence)(<=|>=|<|>|=)([0-9]*\.?[0-9]+)$")
+
+
+# --- building the table --------------------------------------------------------------------------
+
+def _text(values: pd.Series | None, n: int) -> np.ndarray:
+    if values is None:
+        return np.full(n, "", dtype=object)
+    return values.fillna("").astype(str).to_numpy(dtype=object)
+
+
+def library_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """The library rows of a corpus table (``bst_core.corpus`` columns), without predictions.
+
+    Columns: :data:`LIBRARY_COLUMNS` plus ``tags``, ``description``, ``audio_path`` and
+    ``base_status`` ("ok" or "no audio"). ``duration_s`` is copied when the table has it, else NaN.
+    """
+    n = len(table)
+    get = table.get
+    audio_path = _text(get("audio_path"), n)
+    truth = _text(get("label"), n)
+    duration = (pd.to_numeric(table["duration_s"], errors="coerce").to_numpy(dtype=np.float64)
+                if "duration_s" in table.columns else np.full(n, np.nan))
+    base_status = np.where(audio_path == "", "no audio", "ok").astype(object)
+    frame = pd.DataFrame({
+        "id": _text(get("id"), n),
+        "title": _text(get("title"), n),
+        "duration_s": duration,
+        "truth": truth,
+        "prediction": np.full(n, "", dtype=object),
+        "confidence": np.full(n, np.nan),
+        "top": np.array([top_of(t) if t else "" for t in truth], dtype=object),
+        "edited": np.full(n, "", dtype=object),
+        "status": base_status.copy(),
+        "tags": _text(get("tags"), n),
+        "description": _text(get("description"), n),
+        "audio_path": audio_path,
+        "base_status": base_status,
+    })
+    return frame
+
+
+def set_predictions(frame: pd.DataFrame, ids: Sequence[str], labels: Sequence[str],
+                    scores: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Write predictions into ``frame`` (in place) by id; rows without one are cleared.
+
+    Returns, for each frame row, the position of its prediction in ``ids`` (-1 when none), so
+    row-aligned extras (probabilities, attention) can be gathered with it.
+    """
+    position = pd.Series(np.arange(len(ids)), index=pd.Index([str(i) for i in ids]))
+    position = position[~position.index.duplicated(keep="last")]
+    where = position.reindex(frame["id"]).fillna(-1).to_numpy(dtype=np.int64)
+    has = where >= 0
+    label_array = np.asarray(list(labels), dtype=object)
+    score_array = np.asarray(scores, dtype=np.float64).reshape(-1)
+    prediction = np.full(len(frame), "", dtype=object)
+    confidence = np.full(len(frame), np.nan)
+    prediction[has] = label_array[where[has]]
+    confidence[has] = score_array[where[has]]
+    frame["prediction"] = prediction
+    frame["confidence"] = confidence
+    frame["top"] = top_column(frame)
+    return where
+
+
+def top_column(frame: pd.DataFrame) -> np.ndarray:
+    """Top level of the prediction, or of the truth where there is no prediction."""
+    shown = np.where(frame["prediction"].to_numpy() != "", frame["prediction"].to_numpy(),
+                     frame["truth"].to_numpy())
+    return np.array([top_of(k) if k else "" for k in shown], dtype=object)
+
+
+def set_edited(frame: pd.DataFrame, edited: Mapping[str, str]) -> None:
+    """Write the workspace's edited labels into ``frame`` (in place); status "edited" where set."""
+    labels = frame["id"].map(edited).fillna("").astype(str).to_numpy(dtype=object)
+    frame["edited"] = labels
+    frame["status"] = np.where(labels != "", "edited", frame["base_status"].to_numpy()).astype(object)
+
+
+def search_haystack(frame: pd.DataFrame) -> np.ndarray:
+    """One lower-case string per row holding every :data:`TEXT_COLUMNS` value (tab-separated)."""
+    columns = [frame[c].astype(str).to_numpy(dtype=object) for c in TEXT_COLUMNS if c in frame.columns]
+    return np.array(["\t".join(parts).lower() for parts in zip(*columns, strict=True)] if columns else
+                    [""] * len(frame), dtype=object)
+
+
+class TextIndex:
+    """The search text (:data:`TEXT_COLUMNS`) of every row, with the masks of recent words cached.
+
+    A word typed one letter further (``"ra"`` → ``"rai"``) is looked for only in the rows that held a
+    cached part of it, so typing into the search box rescans a shrinking set of rows. The index
+    stays valid when predictions or edited labels change (see :data:`CLASS_TEXT_COLUMNS`).
+    """
+
+    def __init__(self, frame: pd.DataFrame, cache_size: int = 64) -> None:
+        self.texts = search_haystack(frame)
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def contains(self, word: str) -> np.ndarray:
+        """Boolean mask of the rows whose text contains ``word`` (lower case)."""
+        hit = self._cache.get(word)
+        if hit is not None:
+            self._cache.move_to_end(word)
+            return hit
+        parts = [m for w, m in self._cache.items() if w in word]
+        if parts:
+            rows = np.flatnonzero(min(parts, key=np.count_nonzero))
+            hit = np.zeros(len(self.texts), dtype=bool)
+            hit[rows] = np.fromiter((word in t for t in self.texts[rows]), bool, len(rows))
+        else:
+            hit = np.fromiter((word in t for t in self.texts), bool, len(self.texts))
+        self._cache[word] = hit
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return hit
+
+
+# --- parsing a query ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FieldTerm:
+    """``field:value`` (or ``-field:value``): one of ``keys`` must be in one of ``columns``."""
+
+    columns: tuple[str, ...]
+    keys: frozenset[str]
+    negated: bool = False
+
+
+@dataclass(frozen=True)
+class Query:
+    """A parsed search: every part must hold (AND)."""
+
+    words: tuple[str, ...] = ()
+    excluded: tuple[str, ...] = ()
+    fields: tuple[FieldTerm, ...] = ()
+    conf_min: float | None = None
+    conf_max: float | None = None
+    problems: tuple[str, ...] = ()
+    """Terms that were not understood, in words (shown to the person; they match nothing)."""
+
+    @property
+    def empty(self) -> bool:
+        return not (self.words or self.excluded or self.fields or self.problems
+                    or self.conf_min is not None or self.conf_max is not None)
+
+
+def _tokens(text: str) -> list[str]:
+    try:
+        return shlex.split(text)
+    except ValueError:                       # an unbalanced quote while typing: split on spaces
+        return text.replace('"', " ").replace("'", " ").split()
+
+
+def _class_keys(value: str, field_name: str) -> tuple[frozenset[str], list[str]]:
+    keys: set[str] = set()
+    problems: list[str] = []
+    for part in filter(None, value.lower().split(",")):
+        if field_name == "top":
+            if part in TOP_LEVELS:
+                keys.add(part)
+            else:
+                problems.append(f"top:{part} is not a top level ({', '.join(TOP_LEVELS)})")
+        elif part in CLASS_KEYS:
+            keys.add(part)
+        elif part in TOP_LEVELS:
+            keys.update(classes_of_top(part))
+        else:
+            problems.append(f"{field_name}:{part} is not a class key (e.g. fx-o, ss-n)")
+    return frozenset(keys), problems
+
+
+def parse_query(text: str) -> Query:
+    """Parse the search box text (syntax in the module docstring); never raises."""
+    words: list[str] = []
+    excluded: list[str] = []
+    fields: list[FieldTerm] = []
+    problems: list[str] = []
+    conf_min: float | None = None
+    conf_max: float | None = None
+    for token in _tokens(text.strip()):
+        negated = token.startswith("-") and len(token) > 1
+        body = token[1:] if negated else token
+        conf = _CONF_RE.match(body.lower())
+        name, sep, value = body.partition(":")
+        if conf and not negated:
+            op, number = conf.group(1), float(conf.group(2))
+            if op in (">", ">="):
+                conf_min = number
+            elif op in ("<", "<="):
+                conf_max = number
+            else:
+                conf_min = conf_max = number
+        elif sep and name.lower() in FIELD_COLUMNS:
+            keys, bad = _class_keys(value, name.lower())
+            problems += bad
+            fields.append(FieldTerm(FIELD_COLUMNS[name.lower()], keys, negated))
+        elif negated:
+            excluded.append(body.lower())
+        elif token:
+            words.append(token.lower())
+    return Query(tuple(words), tuple(excluded), tuple(fields), conf_min, conf_max, tuple(problems))
+
+
+# --- masks ---------------------------------------------------------------------------------------
+
+def query_mask(frame: pd.DataFrame, query: Query | str, index: TextIndex | None = None) -> np.ndarray:
+    """Rows of ``frame`` matching ``query``. Keep a :class:`TextIndex` of the frame for speed."""
+    if isinstance(query, str):
+        query = parse_query(query)
+    mask = np.ones(len(frame), dtype=bool)
+    if query.words or query.excluded:
+        index = TextIndex(frame) if index is None else index
+        for word in query.words:
+            mask &= index.contains(word) | _class_cells_contain(frame, word)
+        for word in query.excluded:
+            mask &= ~(index.contains(word) | _class_cells_contain(frame, word))
+    for term in query.fields:
+        hit = np.zeros(len(frame), dtype=bool)
+        for column in term.columns:
+            hit |= frame[column].isin(term.keys).to_numpy(dtype=bool)
+        mask &= ~hit if term.negated else hit
+    confidence = frame["confidence"].to_numpy(dtype=np.float64)
+    if query.conf_min is not None:
+        mask &= confidence >= query.conf_min
+    if query.conf_max is not None:
+        mask &= confidence <= query.conf_max
+    if query.problems:
+        mask[:] = False
+    return mask
+
+
+def _class_cells_contain(frame: pd.DataFrame, word: str) -> np.ndarray:
+    """Rows whose prediction or edited label contains ``word`` (few distinct values: test those)."""
+    hit = np.zeros(len(frame), dtype=bool)
+    for column in CLASS_TEXT_COLUMNS:
+        if column in frame.columns:
+            values = frame[column]
+            keys = [v for v in pd.unique(values) if isinstance(v, str) and v and word in v.lower()]
+            if keys:
+                hit |= values.isin(keys).to_numpy(dtype=bool)
+    return hit
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The filter bar's state. Empty sets and full ranges mean "no filter"."""
+
+    predicted: frozenset[str] = field(default_factory=frozenset)   # prediction in these keys
+    tops: frozenset[str] = field(default_factory=frozenset)        # top column in these
+    conf_min: float = 0.0
+    conf_max: float = 1.0
+    disagree: bool = False        # truth and prediction both set and different
+    truth: str | None = None      # exact truth (a confusion cell or a class bar)
+    prediction: str | None = None  # exact prediction (a confusion cell)
+    duration_min: float | None = None
+    duration_max: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self != Filters()
+
+
+def filter_mask(frame: pd.DataFrame, filters: Filters) -> np.ndarray:
+    """Rows of ``frame`` passing ``filters``. A confidence range narrower than [0, 1] drops rows
+    without a prediction."""
+    mask = np.ones(len(frame), dtype=bool)
+    truth = frame["truth"].to_numpy()
+    prediction = frame["prediction"].to_numpy()
+    if filters.predicted:
+        mask &= frame["prediction"].isin(filters.predicted).to_numpy(dtype=bool)
+    if filters.tops:
+        mask &= frame["top"].isin(filters.tops).to_numpy(dtype=bool)
+    if filters.conf_min > 0.0 or filters.conf_max < 1.0:
+        confidence = frame["confidence"].to_numpy(dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            mask &= (confidence >= filters.conf_min) & (confidence <= filters.conf_max)
+    if filters.disagree:
+        mask &= (truth != "") & (prediction != "") & (truth != prediction)
+    if filters.truth is not None:
+        mask &= truth == filters.truth
+    if filters.prediction is not None:
+        mask &= prediction == filters.prediction
+    if filters.duration_min is not None or filters.duration_max is not None:
+        duration = frame["duration_s"].to_numpy(dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            if filters.duration_min is not None:
+                mask &= duration >= filters.duration_min
+            if filters.duration_max is not None:
+                mask &= duration <= filters.duration_max
+    return mask
+
+
+# --- sorting ---------------------------------------------------------------------------------------
+
+def sort_order(frame: pd.DataFrame, column: str, descending: bool = False) -> np.ndarray:
+    """Row positions of ``frame`` sorted by ``column`` (stable; empty text and NaN always last).
+
+    Class columns sort in taxonomy order, text columns case-insensitively (ids made of digits
+    numerically).
+    """
+    values = frame[column]
+    if column in ("truth", "prediction", "edited"):
+        order_of = {k: i for i, k in enumerate(CLASS_KEYS)}
+        keys = values.map(order_of).to_numpy(dtype=np.float64)
+    elif column == "top":
+        order_of = {k: i for i, k in enumerate(TOP_LEVELS)}
+        keys = values.map(order_of).to_numpy(dtype=np.float64)
+    elif pd.api.types.is_numeric_dtype(values):
+        keys = values.to_numpy(dtype=np.float64)
+    else:
+        return _text_order(values.astype(str).to_numpy(dtype=object), descending)
+    missing = np.isnan(keys)
+    keys = np.where(missing, 0.0, -keys if descending else keys)
+    return np.lexsort((keys, missing)).astype(np.int64)
+
+
+def _text_order(texts: np.ndarray, descending: bool) -> np.ndarray:
+    """Case-insensitive order of strings (numerically when all are whole numbers, as ids often are)."""
+    present = [i for i, t in enumerate(texts) if t]
+    absent = [i for i, t in enumerate(texts) if not t]
+    if present and all(texts[i].isdigit() for i in present):
+        key: Any = [int(t) if t else 0 for t in texts]
+    else:
+        key = [t.lower() for t in texts]
+    ordered = sorted(present, key=key.__getitem__, reverse=descending)
+    return np.array(ordered + absent, dtype=np.int64)

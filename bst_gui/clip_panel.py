@@ -1,0 +1,439 @@
+"""The selected clip: waveform, spectrogram, text, class probabilities and attention weights.
+
+Audio is decoded and analysed off the UI thread (:class:`ClipLoader`, a QThreadPool) and kept in
+an LRU cache by path, so moving back to a clip is instant.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyqtgraph as pg
+from PySide6.QtCore import QObject, QPointF, QRectF, QRunnable, Qt, QThreadPool, Signal
+from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent
+from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
+
+from bst_core import audio, taxonomy
+from bst_gui import style
+
+PLAY_MAX_S = 600.0
+"""Longest stretch of a file decoded for listening and display (the rest is not shown)."""
+CACHE_BYTES = 256 * 1024 * 1024
+ENVELOPE_POINTS = 1600
+TOP_GUESSES = 3
+
+
+@dataclass(frozen=True)
+class ClipData:
+    """A decoded clip ready to show and play (``samples`` empty when it failed)."""
+
+    path: str
+    samples: np.ndarray
+    sr: int
+    duration_s: float
+    env_times: np.ndarray
+    env_min: np.ndarray
+    env_max: np.ndarray
+    spec_db: np.ndarray | None     # (freqs, frames)
+    spec_top_hz: float
+    status: str
+    reason: str = ""
+    warning: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.samples.nbytes + (self.spec_db.nbytes if self.spec_db is not None else 0))
+
+    @property
+    def shown_s(self) -> float:
+        """Seconds of audio decoded (what the plots and the playhead cover)."""
+        return len(self.samples) / self.sr if self.sr else 0.0
+
+
+def envelope(samples: np.ndarray, sr: int, points: int = ENVELOPE_POINTS
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(times, mins, maxs) of ``samples`` in at most ``points`` min/max pairs."""
+    if not len(samples):
+        empty = np.zeros(0, np.float32)
+        return empty, empty, empty
+    step = max(1, math.ceil(len(samples) / points))
+    pad = (-len(samples)) % step
+    padded = np.concatenate([samples, np.full(pad, samples[-1], np.float32)]) if pad else samples
+    grid = padded.reshape(-1, step)
+    times = np.arange(len(grid), dtype=np.float64) * step / sr
+    return times, grid.min(axis=1), grid.max(axis=1)
+
+
+def load_clip(path: str, samplerate: int) -> ClipData:
+    """Decode ``path`` at ``samplerate`` and compute the envelope and spectrogram (any thread)."""
+    decoded = audio.decode(path, samplerate, max_seconds=PLAY_MAX_S)
+    if not decoded.ok:
+        empty = np.zeros(0, np.float32)
+        return ClipData(path, empty, samplerate, 0.0, empty, empty, empty, None, 0.0, "failed", decoded.reason)
+    samples = decoded.samples
+    times, mins, maxs = envelope(samples, decoded.sr)
+    _freqs, _frames, db = audio.spectrogram(samples, decoded.sr)
+    return ClipData(path, samples, decoded.sr, decoded.duration_s, times, mins, maxs, db,
+                    decoded.sr / 2, "ok", "", decoded.warning)
+
+
+class _Relay(QObject):
+    done = Signal(str, object)
+
+
+class _LoadTask(QRunnable):
+    def __init__(self, path: str, samplerate: int, relay: _Relay) -> None:
+        super().__init__()
+        self.path, self.samplerate, self.relay = path, samplerate, relay
+
+    def run(self) -> None:
+        try:
+            data = load_clip(self.path, self.samplerate)
+        except Exception as exc:  # never let a worker die silently: the panel shows the reason
+            empty = np.zeros(0, np.float32)
+            data = ClipData(self.path, empty, self.samplerate, 0.0, empty, empty, empty, None, 0.0,
+                            "failed", f"could not be analysed ({exc})")
+        self.relay.done.emit(self.path, data)
+
+
+class ClipLoader(QObject):
+    """Loads clips in a thread pool; ``loaded(path, ClipData)`` on the UI thread; LRU by bytes."""
+
+    loaded = Signal(str, object)
+
+    def __init__(self, samplerate: int, parent: QObject | None = None, *, cache_bytes: int = CACHE_BYTES) -> None:
+        super().__init__(parent)
+        self.samplerate = samplerate
+        self.cache_bytes = cache_bytes
+        self._cache: OrderedDict[str, ClipData] = OrderedDict()
+        self._in_flight: set[str] = set()
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(2)
+        self._relay = _Relay()
+        self._relay.done.connect(self._done)
+
+    def cached(self, path: str) -> ClipData | None:
+        data = self._cache.get(path)
+        if data is not None:
+            self._cache.move_to_end(path)
+        return data
+
+    def request(self, path: str) -> ClipData | None:
+        """The cached clip, or None after queueing its load (``loaded`` follows)."""
+        data = self.cached(path)
+        if data is None and path not in self._in_flight:
+            self._in_flight.add(path)
+            self._pool.start(_LoadTask(path, self.samplerate, self._relay))
+        return data
+
+    def _done(self, path: str, data: ClipData) -> None:
+        self._in_flight.discard(path)
+        self._cache[path] = data
+        while sum(d.nbytes for d in self._cache.values()) > self.cache_bytes and len(self._cache) > 1:
+            self._cache.popitem(last=False)
+        self.loaded.emit(path, data)
+
+    def wait(self, timeout_ms: int = 10000) -> bool:
+        return self._pool.waitForDone(timeout_ms)
+
+
+class AttentionBar(QWidget):
+    """Two segments, audio and text, sized by the fusion attention weights."""
+
+    AUDIO = "#5aa9e6"
+    TEXT = "#e6a15a"
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.weights: tuple[float, float] | None = None
+        self.setMinimumHeight(22)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+
+    def set_weights(self, weights: np.ndarray | None) -> None:
+        self.weights = None if weights is None else (float(weights[0]), float(weights[1]))
+        self.update()
+
+    def paintEvent(self, _event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        rect = self.rect().adjusted(0, 2, -1, -2)
+        if self.weights is None:
+            painter.setPen(QColor(style.MUTED))
+            painter.drawText(rect, Qt.AlignmentFlag.AlignVCenter, "—  (only for both-mode predictions)")
+            return
+        audio_w, text_w = self.weights
+        total = audio_w + text_w or 1.0
+        split = rect.left() + round(rect.width() * audio_w / total)
+        painter.fillRect(QRectF(rect.left(), rect.top(), split - rect.left(), rect.height()), QColor(self.AUDIO))
+        painter.fillRect(QRectF(split, rect.top(), rect.right() - split, rect.height()), QColor(self.TEXT))
+        painter.setPen(QColor("#111111"))
+        font = QFont(painter.font())
+        font.setBold(True)
+        painter.setFont(font)
+        pad = rect.adjusted(6, 0, -6, 0)
+        painter.drawText(pad, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
+                         f"audio {audio_w / total:.0%}")
+        painter.drawText(pad, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight,
+                         f"text {text_w / total:.0%}")
+
+
+def chip(key: str) -> str:
+    """HTML of a class key on its BST colour."""
+    if not key:
+        return f"<span style='color:{style.MUTED}'>—</span>"
+    background = taxonomy.colour(key)
+    return (f"<span style='background:{background}; color:{style.readable_text(background)};'>"
+            f"&nbsp;{html.escape(key)}&nbsp;</span>")
+
+
+def guesses_html(probs: np.ndarray, k: int = TOP_GUESSES) -> str:
+    """The top ``k`` classes in words: chip, name, probability, then what the class holds."""
+    lines = []
+    for i in np.argsort(-probs)[:k]:
+        cls = taxonomy.classes()[int(i)]
+        lines.append(
+            f"<p style='margin:0 0 5px 0'>{chip(cls.key)} <b>{html.escape(cls.name)}</b> "
+            f"<span style='color:{style.TEXT}'>{probs[i]:.0%}</span><br>"
+            f"<span style='color:{style.MUTED}'>{html.escape(cls.top_name)}: {html.escape(cls.examples)}</span></p>")
+    return "".join(lines)
+
+
+def _plot(height: int) -> pg.PlotWidget:
+    plot = pg.PlotWidget(background=style.PLOT_BACKGROUND)
+    plot.setFixedHeight(height)
+    plot.setMenuEnabled(False)
+    plot.setMouseEnabled(x=False, y=False)
+    plot.hideButtons()
+    item = plot.getPlotItem()
+    item.hideAxis("left")
+    item.hideAxis("bottom")
+    item.getViewBox().setDefaultPadding(0.0)
+    return plot
+
+
+class ClipPanel(QWidget):
+    """Everything about the current clip; ``seek_requested(seconds)`` on a click in the plots."""
+
+    seek_requested = Signal(float)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.clip_id = ""
+        self.data: ClipData | None = None
+
+        self.title = QLabel("No clip selected")
+        self.title.setObjectName("heading")
+        self.title.setWordWrap(True)
+        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.facts = QLabel()
+        self.facts.setObjectName("muted")
+        self.facts.setWordWrap(True)
+        self.labels = QLabel()
+        self.labels.setTextFormat(Qt.TextFormat.RichText)
+        self.audio_state = QLabel()
+        self.audio_state.setWordWrap(True)
+
+        self.waveform = _plot(84)
+        self._wave_top = pg.PlotDataItem(pen=pg.mkPen(style.WAVEFORM, width=1))
+        self._wave_bottom = pg.PlotDataItem(pen=pg.mkPen(style.WAVEFORM, width=1))
+        self._wave_fill = pg.FillBetweenItem(self._wave_top, self._wave_bottom, brush=pg.mkBrush(style.WAVEFORM))
+        for item in (self._wave_top, self._wave_bottom, self._wave_fill):
+            self.waveform.addItem(item)
+        self.waveform.setYRange(-1, 1)
+        self.spectrogram = _plot(110)
+        self._image = pg.ImageItem(axisOrder="row-major")
+        self._image.setColorMap(pg.colormap.get("inferno"))
+        self.spectrogram.addItem(self._image)
+        self._playheads = []
+        for plot in (self.waveform, self.spectrogram):
+            line = pg.InfiniteLine(pos=0, angle=90, pen=pg.mkPen(style.PLAYHEAD, width=1.5))
+            line.setZValue(10)
+            plot.addItem(line)
+            self._playheads.append(line)
+            plot.scene().sigMouseClicked.connect(lambda event, p=plot: self._clicked(p, event))
+
+        self.guesses = QLabel()
+        self.guesses.setTextFormat(Qt.TextFormat.RichText)
+        self.guesses.setWordWrap(True)
+        self.bars = self._probability_plot()
+        self.attention = AttentionBar()
+        self.tags = QLabel()
+        self.tags.setWordWrap(True)
+        self.tags.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.description = QLabel()
+        self.description.setWordWrap(True)
+        self.description.setTextFormat(Qt.TextFormat.PlainText)
+        self.description.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.description.setObjectName("muted")
+
+        content = QWidget()
+        layout = QVBoxLayout(content)
+        layout.setContentsMargins(10, 8, 10, 8)
+        layout.setSpacing(6)
+        layout.addWidget(self.title)
+        layout.addWidget(self.facts)
+        layout.addWidget(self.labels)
+        layout.addWidget(self.waveform)
+        layout.addWidget(self.spectrogram)
+        layout.addWidget(self.audio_state)
+        layout.addWidget(self._section("Top guesses"))
+        layout.addWidget(self.guesses)
+        layout.addWidget(self._section("Class probabilities"))
+        layout.addWidget(self.bars)
+        layout.addWidget(self._section("Attention: audio vs text"))
+        layout.addWidget(self.attention)
+        layout.addWidget(self._section("Tags"))
+        layout.addWidget(self.tags)
+        layout.addWidget(self._section("Description"))
+        layout.addWidget(self.description)
+        layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(content)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+        self.show_record(None)
+
+    @staticmethod
+    def _section(text: str) -> QLabel:
+        label = QLabel(text.upper())
+        label.setObjectName("muted")
+        font = label.font()
+        font.setPointSizeF(max(7.0, font.pointSizeF() - 1))
+        font.setBold(True)
+        label.setFont(font)
+        label.setContentsMargins(0, 6, 0, 0)
+        return label
+
+    def _probability_plot(self) -> pg.PlotWidget:
+        plot = pg.PlotWidget(background=style.PLOT_BACKGROUND)
+        n = taxonomy.NUM_CLASSES
+        plot.setFixedHeight(14 * n + 30)
+        plot.setMenuEnabled(False)
+        plot.setMouseEnabled(x=False, y=False)
+        plot.hideButtons()
+        item = plot.getPlotItem()
+        item.invertY(True)
+        left = item.getAxis("left")
+        left.setTicks([[(i, k) for i, k in enumerate(taxonomy.CLASS_KEYS)]])
+        left.setStyle(tickLength=0)
+        left.setTextPen(pg.mkPen(style.MUTED))
+        left.setWidth(42)
+        bottom = item.getAxis("bottom")
+        bottom.setTicks([[(x, f"{x:.0%}") for x in (0, 0.25, 0.5, 0.75, 1.0)]])
+        bottom.setTextPen(pg.mkPen(style.MUTED))
+        item.setXRange(0, 1, padding=0.02)
+        item.setYRange(-0.6, n - 0.4, padding=0)
+        brushes = [pg.mkBrush(c.colour) for c in taxonomy.classes()]
+        self._bar_item = pg.BarGraphItem(x0=np.zeros(n), y=np.arange(n), height=0.72, width=np.zeros(n),
+                                         brushes=brushes, pen=pg.mkPen(None))
+        plot.addItem(self._bar_item)
+        return plot
+
+    # --- content ---------------------------------------------------------------------------------
+
+    def show_record(self, record: pd.Series | None, probs: np.ndarray | None = None,
+                    attention: np.ndarray | None = None) -> None:
+        """Text, labels, probabilities and attention of a library row (None: nothing selected)."""
+        if record is None:
+            self.clip_id = ""
+            self.title.setText("No clip selected")
+            self.facts.setText("Select a sound in the list. Space plays it, Up/Down move.")
+            self.labels.setText("")
+            self.tags.setText("")
+            self.description.setText("")
+            self.set_probabilities(None, "")
+            self.attention.set_weights(None)
+            self.show_audio(None)
+            return
+        self.clip_id = str(record["id"])
+        self.title.setText(str(record["title"]) or self.clip_id)
+        duration = record["duration_s"]
+        facts = [f"id {self.clip_id}"]
+        if duration == duration and duration is not None:
+            facts.append(audio.format_duration(float(duration)))
+        facts.append(str(record["status"]))
+        self.facts.setText("  ·  ".join(facts))
+        confidence = record["confidence"]
+        parts = [f"Truth {chip(str(record['truth']))}",
+                 f"Prediction {chip(str(record['prediction']))}"
+                 + (f" <span style='color:{style.MUTED}'>{confidence:.2f}</span>" if confidence == confidence else "")]
+        if record["edited"]:
+            parts.append(f"Edited {chip(str(record['edited']))}")
+        self.labels.setText("&nbsp;&nbsp;&nbsp;".join(parts))
+        self.tags.setText(str(record.get("tags", "")) or "—")
+        description = str(record.get("description", "")).strip()
+        self.description.setText(description[:800] + ("…" if len(description) > 800 else "") or "—")
+        self.set_probabilities(probs, str(record["truth"]))
+        self.attention.set_weights(attention)
+
+    def set_probabilities(self, probs: np.ndarray | None, truth: str = "") -> None:
+        n = taxonomy.NUM_CLASSES
+        widths = np.zeros(n) if probs is None else np.nan_to_num(np.asarray(probs, dtype=float))
+        pens = [pg.mkPen("#ffffff", width=1.5) if k == truth else pg.mkPen(None) for k in taxonomy.CLASS_KEYS]
+        self._bar_item.setOpts(width=widths, pens=pens)
+        if probs is None:
+            self.guesses.setText(f"<span style='color:{style.MUTED}'>No prediction yet: cross-validate or "
+                                 "predict with a run (Analysis menu).</span>")
+        else:
+            self.guesses.setText(guesses_html(widths))
+
+    def show_audio(self, data: ClipData | None, *, loading: bool = False, note: str = "") -> None:
+        """Waveform and spectrogram of ``data``; ``loading``/``note`` explain an empty view."""
+        self.data = data
+        self.set_playhead(0.0)
+        if data is None or not data.ok:
+            self._wave_top.setData([], [])
+            self._wave_bottom.setData([], [])
+            self._image.clear()
+            if data is not None:
+                self._set_audio_state(f"Cannot play this file: {data.reason}.", "error")
+            elif loading:
+                self._set_audio_state("Loading audio…", "muted")
+            else:
+                self._set_audio_state(note, "muted")
+            return
+        self._wave_top.setData(data.env_times, data.env_max)
+        self._wave_bottom.setData(data.env_times, data.env_min)
+        peak = float(max(np.abs(data.env_min).max(initial=0), np.abs(data.env_max).max(initial=0), 1e-3))
+        self.waveform.setYRange(-peak, peak, padding=0.05)
+        self.waveform.setXRange(0, max(data.shown_s, 1e-3), padding=0)
+        if data.spec_db is not None and data.spec_db.size:
+            top = float(data.spec_db.max())
+            self._image.setImage(data.spec_db, levels=(top - 90.0, top))
+            self._image.setRect(QRectF(0, 0, max(data.shown_s, 1e-3), data.spec_top_hz))
+            self.spectrogram.setXRange(0, max(data.shown_s, 1e-3), padding=0)
+            self.spectrogram.setYRange(0, data.spec_top_hz, padding=0)
+        self._set_audio_state(f"Note: {data.warning}." if data.warning else "", "notice")
+
+    def _set_audio_state(self, text: str, kind: str) -> None:
+        self.audio_state.setObjectName(kind)
+        self.audio_state.setStyleSheet("")  # re-polish for the new object name
+        self.audio_state.setText(text)
+        self.audio_state.setVisible(bool(text))
+
+    def set_playhead(self, seconds: float) -> None:
+        for line in self._playheads:
+            line.setValue(seconds)
+
+    def _clicked(self, plot: pg.PlotWidget, event: object) -> None:
+        if self.data is None or not self.data.ok:
+            return
+        position = event.scenePos()  # type: ignore[attr-defined]
+        view = plot.getPlotItem().getViewBox()
+        if not view.sceneBoundingRect().contains(position):
+            return
+        seconds = float(view.mapSceneToView(QPointF(position)).x())
+        self.seek_requested.emit(min(max(seconds, 0.0), self.data.shown_s))

@@ -1,0 +1,286 @@
+"""Long work off the UI thread: one job at a time in a QThread, with progress, ETA and Cancel.
+
+A job is ``work(job: bst_core.jobs.Job) -> result``, a call into ``bst_core`` that reports through
+``job.progress`` and stops at ``job.check()`` after :meth:`JobRunner.cancel`. Progress reports
+become the queued Qt signal :attr:`JobRunner.progress` (so slots run on the UI thread); plain
+progress is thinned to ~20 Hz, reports carrying data (epochs for the curves) always pass. An
+exception becomes :attr:`JobRunner.failed` with a message a person can read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import re
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from PySide6.QtCore import QEventLoop, QObject, QThread, QTimer, Signal, Slot
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
+
+from bst_core.errors import BstError
+from bst_core.jobs import Cancelled, Job, Progress
+
+PROGRESS_INTERVAL_S = 0.05
+_STEP_RE = re.compile(r"(\d+)\s*/\s*(\d+)")
+
+WARM_UP_MODULES: tuple[str, ...] = (
+    "torch._dynamo",              # imported by torch on the first optimizer: seconds, long GIL holds
+    "sklearn.model_selection",
+    "bst_core.training",
+    "bst_core.ensemble",
+    "bst_core.extraction",
+    "bst_core.encoders.offline",
+    "bst_core.sources.folder",
+    "bst_core.sources.freesound",
+)
+"""Modules the jobs would import lazily, mid-job. Importing them holds the GIL for up to several
+hundred ms at a time (C extension set-up), which would freeze the UI while a job runs; they are
+imported once at start-up instead, in a background thread, while the person picks a source."""
+
+_warm_up: threading.Thread | None = None
+
+
+def warm_up_imports(modules: Sequence[str] = WARM_UP_MODULES) -> threading.Thread:
+    """Import ``modules`` in a daemon thread, once per process; returns that thread."""
+    global _warm_up
+    if _warm_up is None:
+        def run() -> None:
+            for name in modules:
+                with contextlib.suppress(Exception):   # a missing optional module is not an error here
+                    importlib.import_module(name)
+
+        _warm_up = threading.Thread(target=run, name="bst-warm-up", daemon=True)
+        _warm_up.start()
+    return _warm_up
+
+
+def describe_error(exc: BaseException, details: str = "") -> tuple[str, str]:
+    """(message, details) for a person: BST errors as they are, others in words + the traceback."""
+    if isinstance(exc, BstError):
+        return str(exc), ""
+    if isinstance(exc, MemoryError):
+        return "Not enough memory for this job. Close other programs or use a smaller source.", details
+    if isinstance(exc, PermissionError):
+        return f"Permission denied: {exc.filename or exc}. Choose a place you can write to.", details
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        return f"A file could not be read or written{where}: {exc.strerror or exc}.", details
+    text = str(exc).strip() or type(exc).__name__
+    return f"Something went wrong: {text}", details
+
+
+def format_eta(seconds: float | None) -> str:
+    """"about 40 s left", "3 min left", "" when unknown."""
+    if seconds is None or seconds != seconds or seconds < 0:
+        return ""
+    if seconds < 60:
+        return f"about {max(1, round(seconds))} s left"
+    if seconds < 3600:
+        return f"about {round(seconds / 60)} min left"
+    return f"about {seconds / 3600:.1f} h left"
+
+
+def overall_fraction(progress: Progress) -> float | None:
+    """Fraction of the whole job: a stage named "fold 2/5" at epoch 3/10 is 1.3/5 done."""
+    fraction = progress.fraction
+    step = _STEP_RE.search(progress.stage)
+    if step and int(step.group(2)) > 0:
+        k, total = int(step.group(1)), int(step.group(2))
+        return min(1.0, (k - 1 + (fraction or 0.0)) / total)
+    return fraction
+
+
+class _Worker(QObject):
+    """Runs ``work(job)`` on the worker thread; results travel back as queued signals."""
+
+    progress = Signal(object)
+    succeeded = Signal(object)
+    failed = Signal(object, str)
+    cancelled = Signal()
+
+    def __init__(self, work: Callable[[Job], Any]) -> None:
+        super().__init__()
+        self.work = work
+        self.job = Job(self._report)
+        self._last_emit = 0.0
+        self._last_stage = ""
+
+    def _report(self, progress: Progress) -> None:
+        now = time.monotonic()
+        important = (bool(progress.data) or progress.stage != self._last_stage
+                     or (progress.total is not None and progress.done >= progress.total))
+        if important or now - self._last_emit >= PROGRESS_INTERVAL_S:
+            self._last_emit, self._last_stage = now, progress.stage
+            self.progress.emit(progress)
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            result = self.work(self.job)
+        except Cancelled:
+            self.cancelled.emit()
+        except BaseException as exc:
+            self.failed.emit(exc, traceback.format_exc())
+        else:
+            if self.job.cancelled:
+                self.cancelled.emit()
+            else:
+                self.succeeded.emit(result)
+
+
+class JobRunner(QObject):
+    """Runs one job at a time in a worker QThread (API in docs/GUI.md)."""
+
+    started = Signal(str)
+    progress = Signal(object)
+    succeeded = Signal(str, object)
+    failed = Signal(str, str, str)
+    cancelled = Signal(str)
+    finished = Signal(str)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.title = ""
+        self.kind = ""
+        self.started_at = 0.0
+        self._thread: QThread | None = None
+        self._worker: _Worker | None = None
+        self._on_success: Callable[[Any], None] | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self._worker is not None
+
+    @property
+    def cancelling(self) -> bool:
+        return self._worker is not None and self._worker.job.cancelled
+
+    def start(self, title: str, work: Callable[[Job], Any], *, kind: str = "",
+              on_success: Callable[[Any], None] | None = None) -> bool:
+        """Run ``work(job)`` in the background; False (nothing started) while another job runs."""
+        if self.busy:
+            return False
+        self.title, self.kind, self._on_success = title, kind, on_success
+        self.started_at = time.monotonic()
+        thread = QThread()
+        worker = _Worker(work)
+        worker.moveToThread(thread)
+        thread.started.connect(worker.run)
+        worker.progress.connect(self.progress)
+        worker.succeeded.connect(self._succeeded)
+        worker.failed.connect(self._failed)
+        worker.cancelled.connect(self._cancelled)
+        self._thread, self._worker = thread, worker
+        self.started.emit(title)
+        thread.start()
+        return True
+
+    def cancel(self) -> None:
+        """Ask the running job to stop at its next safe point."""
+        if self._worker is not None:
+            self._worker.job.cancel()
+
+    def wait(self, timeout_ms: int = 30000) -> bool:
+        """Process events until the job has ended (True) or ``timeout_ms`` passed (False)."""
+        if not self.busy:
+            return True
+        loop = QEventLoop()
+        self.finished.connect(loop.quit)
+        QTimer.singleShot(timeout_ms, loop.quit)
+        loop.exec()
+        self.finished.disconnect(loop.quit)
+        return not self.busy
+
+    def _end(self) -> tuple[str, Callable[[Any], None] | None]:
+        title, on_success = self.title, self._on_success
+        thread, worker = self._thread, self._worker
+        self._thread = self._worker = None
+        self._on_success = None
+        if thread is not None:
+            thread.quit()
+            thread.wait()
+            thread.deleteLater()
+        if worker is not None:
+            worker.deleteLater()
+        return title, on_success
+
+    def _succeeded(self, result: Any) -> None:
+        title, on_success = self._end()
+        try:
+            if on_success is not None:
+                on_success(result)
+        except Exception as exc:  # a failure while showing the result is still a readable error
+            message, details = describe_error(exc, traceback.format_exc())
+            self.failed.emit(title, message, details)
+        else:
+            self.succeeded.emit(title, result)
+        self.finished.emit(title)
+
+    def _failed(self, exc: BaseException, details: str) -> None:
+        title, _ = self._end()
+        message, details = describe_error(exc, details)
+        self.failed.emit(title, message, details)
+        self.finished.emit(title)
+
+    def _cancelled(self) -> None:
+        title, _ = self._end()
+        self.cancelled.emit(title)
+        self.finished.emit(title)
+
+
+class JobStatusWidget(QWidget):
+    """Status-bar strip: job title and stage, progress bar, time left, Cancel."""
+
+    def __init__(self, runner: JobRunner, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.runner = runner
+        self.label = QLabel()
+        self.bar = QProgressBar()
+        self.bar.setFixedWidth(180)
+        self.bar.setTextVisible(False)
+        self.eta = QLabel()
+        self.eta.setObjectName("muted")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop the job at its next safe point; finished work is kept")
+        self.cancel_button.clicked.connect(self._cancel)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 4, 0)
+        layout.setSpacing(8)
+        layout.addWidget(self.label)
+        layout.addWidget(self.bar)
+        layout.addWidget(self.eta)
+        layout.addWidget(self.cancel_button)
+        runner.started.connect(self._started)
+        runner.progress.connect(self.show_progress)
+        runner.finished.connect(lambda _title: self.hide())
+        self.hide()
+
+    def _started(self, title: str) -> None:
+        self.label.setText(title)
+        self.bar.setRange(0, 0)
+        self.eta.setText("")
+        self.cancel_button.setEnabled(True)
+        self.cancel_button.setText("Cancel")
+        self.show()
+
+    def _cancel(self) -> None:
+        self.runner.cancel()
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.setText("Cancelling…")
+
+    def show_progress(self, progress: Progress) -> None:
+        stage = progress.stage + (f" · {progress.message}" if progress.message else "")
+        self.label.setText(f"{self.runner.title}: {stage}")
+        fraction = overall_fraction(progress)
+        if fraction is None:
+            self.bar.setRange(0, 0)
+            self.eta.setText("")
+            return
+        self.bar.setRange(0, 1000)
+        self.bar.setValue(round(fraction * 1000))
+        elapsed = time.monotonic() - self.runner.started_at
+        self.eta.setText(format_eta(elapsed * (1 - fraction) / fraction if fraction > 0.01 else None))

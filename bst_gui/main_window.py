@@ -1,0 +1,1008 @@
+"""The main window: library table in the centre, clip panel on the right, results and curves below.
+
+It offers the three users' loops: open a source → extract embeddings if missing → cross-validate
+or load a run → predict with the run's ensemble → inspect and audition → relabel → export. Every
+long step is a job (:mod:`bst_gui.jobs`); the window's state changes only when a job succeeds, so
+a cancelled or failed job leaves earlier results as they were. Integration points for the other
+GUI widgets are documented in ``docs/GUI.md``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDialog,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QStackedWidget,
+    QToolButton,
+    QWidget,
+)
+
+from bst_core import taxonomy
+from bst_core.corpus import Corpus
+from bst_core.errors import BadInputError
+from bst_core.jobs import Progress
+from bst_core.library_query import Filters, library_frame
+from bst_core.training import CrossValResult, TrainConfig
+from bst_gui import workflows
+from bst_gui.clip_panel import ClipData, ClipLoader, ClipPanel
+from bst_gui.jobs import JobRunner, JobStatusWidget, warm_up_imports
+from bst_gui.library_model import LibraryModel
+from bst_gui.library_view import LibraryView
+from bst_gui.playback import AudioOutput, Audition
+from bst_gui.run_dialogs import ExtractDialog, ExtractOptions, TrainDialog
+from bst_gui.settings import Settings
+from bst_gui.welcome import OPEN_ACTIONS, WelcomePage
+
+AUTOPLAY_DEBOUNCE_MS = 150
+WARM_UP_DELAY_MS = 300
+APP_TITLE = "BST Studio"
+
+
+def _optional_widget(module: str, name: str) -> Any:
+    """A class from a sibling GUI module, or None when that module is not there (yet)."""
+    try:
+        return getattr(importlib.import_module(f"bst_gui.{module}"), name)
+    except ModuleNotFoundError as exc:
+        if exc.name != f"bst_gui.{module}":
+            warnings.warn(f"bst_gui.{module} cannot be imported: {exc}", stacklevel=2)
+        return None
+    except (ImportError, AttributeError) as exc:
+        warnings.warn(f"bst_gui.{module}.{name} is not available: {exc}", stacklevel=2)
+        return None
+
+
+def _placeholder(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    label.setObjectName("muted")
+    label.setWordWrap(True)
+    return label
+
+
+class MainWindow(QMainWindow):
+    """The app window (public surface listed in docs/GUI.md)."""
+
+    source_changed = Signal()
+    predictions_changed = Signal()
+
+    def __init__(self, settings: Settings | None = None, audio_output: AudioOutput | None = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(APP_TITLE)
+        self.setObjectName("MainWindow")
+        self.settings = settings or Settings()
+        self.corpus: Corpus | None = None
+        self.source_path: Path | None = None
+        self.store_path: Path | None = None
+        self.workspace: Any = None                  # bst_core.workspace.Workspace
+        self.run_dir: Path | None = None
+        self.result: CrossValResult | None = None
+        self.run_metrics: dict | None = None
+        self.predictions: Any = None                # bst_core.ensemble.Predictions
+        self.predicted: workflows.Predicted | None = None
+        self.prediction_origin = ""
+        self._opened: workflows.Opened | None = None
+
+        # library (centre) and welcome page
+        self.library = LibraryModel(self)
+        self.library_view = LibraryView(self.library)
+        self.welcome = WelcomePage()
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.welcome)
+        self.stack.addWidget(self.library_view)
+        self.setCentralWidget(self.stack)
+
+        # clip panel, results, curves
+        self.clip_panel = ClipPanel()
+        self.clip_dock = self._dock("Clip", "clipDock", self.clip_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        results_class = _optional_widget("results_view", "ResultsView")
+        self.results_view = results_class() if results_class else None
+        self.results_dock = self._dock("Results", "resultsDock", self.results_view or _placeholder(
+            "The results view is not available in this build."), Qt.DockWidgetArea.BottomDockWidgetArea)
+        curves_class = _optional_widget("training_curves", "TrainingCurves")
+        self.training_curves = curves_class() if curves_class else None
+        self.training_dock = self._dock("Training", "trainingDock", self.training_curves or _placeholder(
+            "Training curves are not available in this build."), Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.results_dock, self.training_dock)
+        self.results_dock.raise_()
+        self.resizeDocks([self.clip_dock], [380], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.results_dock], [300], Qt.Orientation.Vertical)
+
+        # jobs, playback
+        self.jobs = JobRunner(self)
+        self.background = JobRunner(self)           # quiet work: durations of the files
+        self.job_status = JobStatusWidget(self.jobs)
+        self.audition = Audition(audio_output if audio_output is not None else AudioOutput(), self)
+        self.loader = ClipLoader(self.audition.samplerate, self)
+        self._autoplay_next = False
+        self._autoplay_pending = False
+        self._probe_frame: pd.DataFrame | None = None
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(AUTOPLAY_DEBOUNCE_MS)
+        self._debounce.timeout.connect(self._current_settled)
+
+        # status bar
+        self.source_label = QLabel()
+        self.source_label.setObjectName("muted")
+        self.silent_label = QLabel("silent")
+        self.silent_label.setObjectName("notice")
+        self.statusBar().addPermanentWidget(self.job_status)
+        self.statusBar().addPermanentWidget(self.source_label)
+        self.statusBar().addPermanentWidget(self.silent_label)
+        self.silent_label.setVisible(not self.audition.output.available)
+        self.silent_label.setToolTip(self.audition.output.reason)
+
+        self._create_actions()
+        relabel_class = _optional_widget("relabel", "RelabelController")
+        self.relabel = relabel_class(self) if relabel_class else None
+        legend_class = _optional_widget("relabel", "KeyLegend")
+        self.keys_dock = self._dock("Label keys", "keysDock", legend_class(self.relabel) if legend_class else
+                                    _placeholder("Relabelling is not available in this build."),
+                                    Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.training_dock, self.keys_dock)
+        self.results_dock.raise_()
+        self._create_menus()
+        self._connect()
+        self._restore_layout()
+        self._update_actions()
+        self._show_source_info()
+        self.welcome.set_recent(self.settings.recent_sources())
+        QTimer.singleShot(WARM_UP_DELAY_MS, warm_up_imports)
+
+    # --- construction --------------------------------------------------------------------------
+
+    def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _action(self, text: str, slot: Callable[[], Any] | None = None, shortcut: str | QKeySequence | None = None,
+                tip: str = "", *, checkable: bool = False, checked: bool = False,
+                context: Qt.ShortcutContext = Qt.ShortcutContext.WindowShortcut) -> QAction:
+        action = QAction(text, self)
+        if shortcut:
+            action.setShortcut(QKeySequence(shortcut))
+            action.setShortcutContext(context)
+        if tip:
+            action.setStatusTip(tip)
+            action.setToolTip(f"{tip} ({action.shortcut().toString()})" if shortcut else tip)
+        if checkable:
+            action.setCheckable(True)
+            action.setChecked(checked)
+        if slot is not None:
+            action.triggered.connect(lambda _checked=False: slot())
+        self.addAction(action)
+        return action
+
+    def _create_actions(self) -> None:
+        shortcuts = {"bsd": QKeySequence.StandardKey.Open, "evaluation": "Ctrl+Shift+O"}
+        self.open_actions: dict[str, QAction] = {}
+        for kind, text, hint in OPEN_ACTIONS:
+            action = self._action(text, lambda k=kind: self.ask_and_open(k), None, hint)
+            if kind in shortcuts:
+                action.setShortcut(QKeySequence(shortcuts[kind]))
+            self.open_actions[kind] = action
+        self.load_run_action = self._action("Load run folder…", self._ask_load_run, "Ctrl+Shift+L",
+                                            "Show the results of a finished training run")
+        self.export_action = self._action("Export challenge package…", self._ask_export, "Ctrl+Shift+E",
+                                          "Write <label>.output.csv and <label>.meta.yaml, validated")
+        self.export_labels_action = self._action("Export labels CSV…", self._ask_export_labels, None,
+                                                 "id, truth, prediction, confidence, edited label")
+        self.report_action = self._action("Source report…", self.show_source_report, None,
+                                          "What was left out or is missing in the open source")
+        self.close_source_action = self._action("Close source", self.close_source, QKeySequence.StandardKey.Close)
+        self.quit_action = self._action("Quit", self.close, QKeySequence.StandardKey.Quit)
+
+        self.extract_action = self._action("Extract embeddings…", self._ask_extract, "Ctrl+E",
+                                           "Compute embeddings for sounds that have none")
+        self.train_action = self._action("Cross-validate…", self._ask_train, "Ctrl+T",
+                                         "Train HATR with stratified k-fold cross-validation")
+        self.predict_action = self._action("Predict with run", self.start_prediction, "Ctrl+P",
+                                           "Classify the open source with the run's fold ensemble")
+        self.cancel_action = self._action("Cancel job", self.jobs.cancel, "Ctrl+.",
+                                          "Stop the running job; finished work is kept")
+
+        self.find_action = self._action("Find", self._focus_search, QKeySequence.StandardKey.Find,
+                                        "Search the library")
+        self.clear_filters_action = self._action("Show all sounds", self.clear_filters, "Ctrl+Shift+A",
+                                                 "Clear the search and every filter")
+
+        self.play_action = self._action("Play / stop", self.toggle_play, "Space", "Play or stop the selected clip")
+        self.stop_action = self._action("Stop", self.audition.stop, "Left", "Stop playback")
+        self.replay_action = self._action("Replay", self._replay, "Right", "Play the clip again from the start")
+        table = self.library_view.table
+        self.next_action = self._action("Next sound", lambda: self.advance(1), "Down",
+                                        context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.previous_action = self._action("Previous sound", lambda: self.advance(-1), "Up",
+                                            context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        for action in (self.next_action, self.previous_action):
+            self.removeAction(action)
+            table.addAction(action)
+        self.autoplay_action = self._action("Auto-play on move", None, "Ctrl+Shift+P",
+                                            "Play each sound after moving to it", checkable=True,
+                                            checked=self.settings.flag("autoplay", True))
+        self.loop_action = self._action("Loop", None, "L", "Repeat the clip", checkable=True,
+                                        checked=self.settings.flag("loop", False))
+        self.audition.set_loop(self.loop_action.isChecked())
+        self.shortcuts_action = self._action("Keyboard shortcuts", self.show_shortcuts, "F1")
+        self.about_action = self._action("About BST Studio", self.show_about)
+
+    def _create_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        for kind in ("bsd", "evaluation", "folder", "csv"):
+            file_menu.addAction(self.open_actions[kind])
+        self.recent_menu = file_menu.addMenu("Open recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        file_menu.addAction(self.open_actions["demo"])
+        file_menu.addSeparator()
+        file_menu.addAction(self.load_run_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.export_action)
+        file_menu.addAction(self.export_labels_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.report_action)
+        file_menu.addAction(self.close_source_action)
+        file_menu.addAction(self.quit_action)
+
+        edit_menu = bar.addMenu("&Edit")
+        edit_menu.addAction(self.find_action)
+        edit_menu.addAction(self.clear_filters_action)
+
+        if self.relabel is not None:
+            label_menu = bar.addMenu("&Label")
+            actions = self.relabel.actions()
+            by_class = [a for a in actions if a.data() in taxonomy.BY_KEY]
+            for top in taxonomy.TOP_LEVELS:
+                submenu = label_menu.addMenu(f"{top}  {taxonomy.TOP_LEVEL_NAMES[top]}")
+                submenu.addActions([a for a in by_class if taxonomy.top_of(a.data()) == top])
+            label_menu.addSeparator()
+            label_menu.addActions([a for a in actions if a not in by_class])
+            self.relabel.attach(self)
+
+        analysis = bar.addMenu("&Analysis")
+        for action in (self.extract_action, self.train_action, self.predict_action):
+            analysis.addAction(action)
+        analysis.addSeparator()
+        analysis.addAction(self.cancel_action)
+
+        playback = bar.addMenu("&Playback")
+        for action in (self.play_action, self.stop_action, self.replay_action, self.next_action,
+                       self.previous_action):
+            playback.addAction(action)
+        playback.addSeparator()
+        playback.addAction(self.autoplay_action)
+        playback.addAction(self.loop_action)
+
+        view = bar.addMenu("&View")
+        for dock in (self.clip_dock, self.results_dock, self.training_dock, self.keys_dock):
+            view.addAction(dock.toggleViewAction())
+
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction(self.shortcuts_action)
+        help_menu.addAction(self.about_action)
+
+        toolbar = self.addToolBar("Main")
+        toolbar.setObjectName("mainToolbar")
+        toolbar.setMovable(False)
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        open_button = QToolButton()
+        open_button.setText("Open")
+        open_button.setToolTip("Open a dataset, evaluation folder, folder of sounds or CSV")
+        open_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        open_menu = QMenu(open_button)
+        for action in self.open_actions.values():
+            open_menu.addAction(action)
+        open_menu.addSeparator()
+        open_menu.addAction(self.load_run_action)
+        open_button.setMenu(open_menu)
+        toolbar.addWidget(open_button)
+        toolbar.addSeparator()
+        entries = ((self.extract_action, "Extract"), (self.train_action, "Cross-validate"),
+                   (self.predict_action, "Predict"), (self.export_action, "Export"), None,
+                   (self.play_action, "▶ Play"), (self.loop_action, "Loop"), (self.autoplay_action, "Auto-play"))
+        for entry in entries:
+            if entry is None:
+                toolbar.addSeparator()
+            else:
+                toolbar.addAction(self._proxy(*entry))
+        self._toolbar = toolbar
+
+    def _proxy(self, action: QAction, text: str) -> QAction:
+        """A toolbar twin of ``action`` with a shorter text, kept in step with it."""
+        twin = QAction(text, self)
+        twin.setToolTip(action.toolTip())
+        twin.setCheckable(action.isCheckable())
+        twin.setChecked(action.isChecked())
+        twin.setEnabled(action.isEnabled())
+        if action.isCheckable():
+            twin.toggled.connect(action.setChecked)
+            action.toggled.connect(twin.setChecked)
+        else:
+            twin.triggered.connect(action.trigger)
+        action.changed.connect(lambda: twin.setEnabled(action.isEnabled()))
+        return twin
+
+    def _connect(self) -> None:
+        self.welcome.open_requested.connect(self.ask_and_open)
+        self.welcome.recent_requested.connect(self.open_source)
+        self.library_view.current_changed.connect(self._current_changed)
+        self.library_view.activated.connect(lambda _id: self.audition.replay())
+        self.library_view.table.pressed.connect(self._arm_autoplay)
+        self.loader.loaded.connect(self._clip_loaded)
+        self.clip_panel.seek_requested.connect(self._seek)
+        self.audition.position_changed.connect(self.clip_panel.set_playhead)
+        self.audition.state_changed.connect(
+            lambda playing: self.play_action.setText("Stop" if playing else "Play / stop"))
+        self.audition.silent.connect(self._say_silent)
+        self.loop_action.toggled.connect(self._loop_toggled)
+        self.autoplay_action.toggled.connect(lambda on: self.settings.set_flag("autoplay", on))
+        self.jobs.started.connect(lambda _t: self._update_actions())
+        self.jobs.finished.connect(lambda _t: self._update_actions())
+        self.jobs.failed.connect(self._job_failed)
+        self.jobs.cancelled.connect(
+            lambda title: self.statusBar().showMessage(f"{title}: cancelled. Earlier results are kept.", 8000))
+        self.jobs.progress.connect(self._job_progress)
+        self.background.progress.connect(self._background_progress)
+        if self.relabel is not None:
+            self.relabel.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        if self.results_view is not None:
+            self.results_view.cell_clicked.connect(self.show_confusion_cell)
+            self.results_view.class_clicked.connect(self.show_class)
+
+    def _restore_layout(self) -> None:
+        geometry = self.settings.window_geometry()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1400, 860)
+        state = self.settings.window_state()
+        if state is not None:
+            self.restoreState(state)
+
+    # --- hooks (tests replace these; see docs/GUI.md) -----------------------------------------------
+
+    def ask_open_path(self, kind: str) -> str | None:
+        """Ask for the folder or CSV of a source kind; None when cancelled."""
+        start = self.settings.last_folder("open")
+        if kind == "csv":
+            path, _ = QFileDialog.getOpenFileName(self, "Open a Freesound metadata CSV", start,
+                                                  "CSV files (*.csv);;All files (*)")
+        else:
+            titles = {"bsd": "Open a BSD dataset folder", "evaluation": "Open an evaluation folder",
+                      "folder": "Open a folder of sounds"}
+            path = QFileDialog.getExistingDirectory(self, titles.get(kind, "Open"), start)
+        if path:
+            self.settings.set_last_folder("open", str(Path(path).parent))
+        return path or None
+
+    def ask_run_folder(self) -> str | None:
+        path = QFileDialog.getExistingDirectory(self, "Load a run folder", self.settings.last_folder("runs"))
+        if path:
+            self.settings.set_last_folder("runs", str(Path(path).parent))
+        return path or None
+
+    def ask_train_config(self) -> tuple[TrainConfig, Path] | None:
+        text_ok = self.corpus is not None and self.corpus.text is not None
+        dialog = TrainDialog(workflows.default_run_dir(self.source_path), self, devices=self._devices(),
+                             text_available=text_ok)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return None
+        return dialog.config(), dialog.chosen_run_dir()
+
+    def ask_extract_options(self) -> ExtractOptions | None:
+        dialog = ExtractDialog(self, checkpoint=self.settings.last_folder("checkpoint"))
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return None
+        options = dialog.options()
+        if options.checkpoint:
+            self.settings.set_last_folder("checkpoint", options.checkpoint)
+        return options
+
+    def ask_export_options(self) -> dict | None:
+        dialog_class = _optional_widget("export_dialog", "ExportDialog")
+        if dialog_class is None:
+            self.show_error("Export", "The export dialog is not available in this build; use `bst export`.")
+            return None
+        dialog = dialog_class(self, label=self.settings.last_folder("export_label"),
+                              out_dir=self.settings.last_folder("export"))
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return None
+        options = dict(dialog.options())
+        self.settings.set_last_folder("export", options.get("out_dir", ""))
+        self.settings.set_last_folder("export_label", options.get("label", ""))
+        return options
+
+    def confirm_close_during_job(self) -> bool:
+        answer = QMessageBox.question(
+            self, "A job is running",
+            f"“{self.jobs.title}” is still running. Cancel it and quit? Finished work is kept.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def show_error(self, title: str, message: str, details: str = "") -> None:
+        box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self)
+        if details:
+            box.setDetailedText(details)
+        box.exec()
+
+    def show_info(self, title: str, message: str) -> None:
+        QMessageBox.information(self, title, message)
+
+    @staticmethod
+    def _devices() -> tuple[str, ...]:
+        import torch
+
+        return ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",)
+
+    # --- selection and filters --------------------------------------------------------------------
+
+    def current_id(self) -> str | None:
+        return self.library_view.current_id()
+
+    def current_ids(self) -> list[str]:
+        return self.library.visible_ids()
+
+    def selected_ids(self) -> list[str]:
+        return self.library_view.selected_ids()
+
+    def select_id(self, sound_id: str) -> bool:
+        row = self.library.row_of(sound_id)
+        if row is None and self.library.position_of(sound_id) is not None:
+            self.clear_filters()
+            row = self.library.row_of(sound_id)
+        if row is None:
+            return False
+        self.library_view.select_row(row)
+        return True
+
+    def advance(self, step: int = 1) -> None:
+        """Move the current row by ``step`` (auto-plays after a short pause when on)."""
+        rows = self.library.rowCount()
+        if not rows:
+            return
+        index = self.library_view.table.currentIndex()
+        row = 0 if not index.isValid() else min(max(index.row() + step, 0), rows - 1)
+        if index.isValid() and row == index.row():
+            return
+        self._autoplay_next = True
+        self.library_view.select_row(row)
+
+    def show_confusion_cell(self, truth: str, pred: str) -> int:
+        """Show exactly the clips with this truth and prediction, first one selected."""
+        return self._show_filtered(Filters(truth=truth, prediction=pred))
+
+    def show_class(self, key: str) -> int:
+        """Show the clips of a class: by truth when the source is labelled, else by prediction."""
+        labelled = self.corpus is not None and self.corpus.labelled
+        return self._show_filtered(Filters(truth=key) if labelled else Filters(prediction=key))
+
+    def _show_filtered(self, filters: Filters) -> int:
+        self.library_view.search.blockSignals(True)
+        self.library_view.search.clear()
+        self.library_view.search.blockSignals(False)
+        self.library.set_query("")
+        self.library_view.set_filters(filters)
+        self.stack.setCurrentWidget(self.library_view)
+        count = self.library.rowCount()
+        if count:
+            self.library_view.select_row(0)
+        self.library_view.table.setFocus()
+        self.statusBar().showMessage(f"{count} clip{'s' if count != 1 else ''} shown. Space plays, Up/Down move.",
+                                     6000)
+        return count
+
+    def clear_filters(self) -> None:
+        self.library_view.clear_filters()
+
+    def refresh_labels(self, ids: Sequence[str] | None = None) -> None:
+        """Re-read the workspace's edited labels into the table (after assign/undo/redo)."""
+        self.library.set_edited(self.workspace.edited_labels() if self.workspace is not None else {})
+        current = self.current_id()
+        if current is not None and (ids is None or current in set(ids)):
+            self._show_record(current)
+
+    def _focus_search(self) -> None:
+        self.library_view.search.setFocus()
+        self.library_view.search.selectAll()
+
+    # --- audition -------------------------------------------------------------------------------------
+
+    def _arm_autoplay(self) -> None:
+        self._autoplay_next = True
+
+    def _current_changed(self, sound_id: str) -> None:
+        autoplay, self._autoplay_next = self._autoplay_next, False
+        self._show_record(sound_id)
+        self.audition.set_clip(sound_id, None)
+        record = self.library.record(sound_id) if sound_id else None
+        path = str(record["audio_path"]) if record is not None else ""
+        if not sound_id:
+            self.clip_panel.show_audio(None)
+            return
+        if not path:
+            self.clip_panel.show_audio(None, note="No audio file for this sound: it can be classified but "
+                                                  "not played.")
+            return
+        cached = self.loader.cached(path)
+        if cached is not None:
+            self._clip_loaded(path, cached)
+        else:
+            self.clip_panel.show_audio(None, loading=True)
+        self._autoplay_pending = autoplay and self.autoplay_action.isChecked()
+        self._debounce.start()
+
+    def _show_record(self, sound_id: str) -> None:
+        record = self.library.record(sound_id) if sound_id else None
+        self.clip_panel.show_record(record, self.library.probabilities(sound_id) if sound_id else None,
+                                    self.library.attention_of(sound_id) if sound_id else None)
+
+    def _current_path(self) -> str:
+        sound_id = self.current_id()
+        record = self.library.record(sound_id) if sound_id else None
+        return str(record["audio_path"]) if record is not None else ""
+
+    def _current_settled(self) -> None:
+        """The selection rested for a moment: load its audio, auto-play when asked."""
+        path = self._current_path()
+        if path:
+            data = self.loader.request(path)
+            if data is not None:
+                self._clip_loaded(path, data)
+        if self._autoplay_pending and self.current_id():
+            self._autoplay_pending = False
+            self.audition.request_play(self.current_id() or "")
+
+    def _clip_loaded(self, path: str, data: ClipData) -> None:
+        if path != self._current_path():
+            return
+        self.clip_panel.show_audio(data)
+        self.audition.set_clip(self.current_id() or "", data.samples if data.ok else None)
+
+    def toggle_play(self) -> None:
+        sound_id = self.current_id()
+        if sound_id is None:
+            return
+        path = self._current_path()
+        if path and self.loader.cached(path) is None:
+            self.loader.request(path)
+        if self.audition.clip_id != sound_id:
+            cached = self.loader.cached(path) if path else None
+            self.audition.set_clip(sound_id, cached.samples if cached is not None and cached.ok else None)
+        self.audition.toggle()
+
+    def _replay(self) -> None:
+        sound_id = self.current_id()
+        if sound_id is None:
+            return
+        path = self._current_path()
+        if path and self.loader.cached(path) is None:
+            self.loader.request(path)
+        self.audition.request_play(sound_id, 0.0)
+
+    def _seek(self, seconds: float) -> None:
+        self.audition.seek(seconds)
+        if not self.audition.playing:
+            self.audition.play(seconds)
+
+    def _loop_toggled(self, on: bool) -> None:
+        self.audition.set_loop(on)
+        self.settings.set_flag("loop", on)
+
+    def _say_silent(self, reason: str) -> None:
+        self.silent_label.setVisible(True)
+        self.silent_label.setToolTip(reason)
+        self.statusBar().showMessage(f"Playback is silent: {reason}.", 15000)
+
+    # --- opening sources ---------------------------------------------------------------------------
+
+    def ask_and_open(self, kind: str) -> None:
+        if kind == "demo":
+            self.open_demo()
+            return
+        path = self.ask_open_path(kind)
+        if path:
+            self.open_source(path)
+
+    def open_source(self, path: str | Path) -> None:
+        """Open a dataset/evaluation folder, folder of sounds or CSV (a job)."""
+        path = Path(path)
+        self._start(f"Open {path.name}", lambda job: workflows.open_with_embeddings(path, job),
+                    kind="open", on_success=self._set_opened)
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        recent = self.settings.recent_sources()
+        for path in recent:
+            action = self.recent_menu.addAction(f"{Path(path).name}   ({path})")
+            action.triggered.connect(lambda _checked=False, p=path: self.open_source(p))
+        if recent:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear the list", self.settings.clear_recent_sources)
+        else:
+            self.recent_menu.addAction("Nothing opened yet").setEnabled(False)
+
+    def open_demo(self) -> None:
+        self._start("Prepare the demo corpus", lambda job: workflows.prepare_demo(job=job), kind="open",
+                    on_success=self._set_opened)
+
+    def _set_opened(self, opened: workflows.Opened) -> None:
+        self.background.cancel()
+        if self.workspace is not None and self.workspace is not opened.workspace:
+            self.workspace.close()
+        self._opened = opened
+        self.corpus = opened.corpus
+        self.source_path = opened.path
+        self.store_path = opened.store
+        self.result = None
+        self.run_metrics = None
+        self.predictions = None
+        self.predicted = None
+        self.prediction_origin = ""
+        self.workspace = opened.workspace
+        frame = library_frame(opened.corpus.table)
+        self.library_view.clear_filters()
+        self.library.set_frame(frame)
+        if self.workspace is not None:
+            self.library.set_edited(self.workspace.edited_labels())
+        if self.results_view is not None:
+            self.results_view.clear()
+        self.stack.setCurrentWidget(self.library_view)
+        self.settings.add_recent_source(opened.path)
+        self.welcome.set_recent(self.settings.recent_sources())
+        self.setWindowTitle(f"{opened.path.name} — {APP_TITLE}")
+        self._show_source_info()
+        self._update_actions()
+        notes = list(opened.corpus.notes) + list(opened.notes)
+        missing = opened.corpus.audio is None and opened.corpus.text is None
+        message = f"Opened {opened.path.name}: {len(opened.corpus):,} sounds."
+        if missing:
+            message += " No embeddings yet: Analysis › Extract embeddings (Ctrl+E)."
+        elif len(notes) > 1:
+            message += f" {len(notes)} notes in File › Source report."
+        self.statusBar().showMessage(message, 12000)
+        if len(self.library.frame):
+            self.library_view.select_row(0)
+        self._start_duration_probe(frame)
+        self.source_changed.emit()
+
+    def _start_duration_probe(self, frame: pd.DataFrame) -> None:
+        """Fill the duration column from the file headers, quietly in the background."""
+        if not frame["duration_s"].isna().any() or not (frame["audio_path"] != "").any():
+            return
+        paths = frame["audio_path"].to_numpy(dtype=object)
+        self.background.start("durations", lambda job: workflows.probe_durations(paths, job), kind="durations")
+        self._probe_frame = frame
+
+    def _background_progress(self, progress: Progress) -> None:
+        data = progress.data
+        if "positions" in data and self._probe_frame is self.library.frame:
+            start, stop = data["positions"]
+            self.library.set_durations(np.arange(start, stop), data["seconds"])
+
+    def close_source(self) -> None:
+        if self.jobs.busy:
+            self.show_error("A job is running", "Cancel the running job before closing the source.")
+            return
+        self.background.cancel()
+        self.audition.stop()
+        if self.workspace is not None:
+            self.workspace.close()
+            self.workspace = None
+        self.corpus = self._opened = None
+        self.source_path = self.store_path = None
+        self.result = self.run_metrics = self.predictions = self.predicted = None
+        self.library.set_frame(library_frame(self.library.frame.iloc[0:0]))
+        if self.results_view is not None:
+            self.results_view.clear()
+        self.stack.setCurrentWidget(self.welcome)
+        self.welcome.set_recent(self.settings.recent_sources())
+        self.setWindowTitle(APP_TITLE)
+        self._show_source_info()
+        self._update_actions()
+        self.source_changed.emit()
+
+    def show_source_report(self) -> None:
+        if self.corpus is None:
+            return
+        notes = list(self.corpus.notes) + (list(self._opened.notes) if self._opened else [])
+        text = "\n".join(f"• {n}" for n in notes) or "Nothing to report: every sound was read."
+        self.show_info("Source report", f"{self.source_path}\n\n{text}")
+
+    # --- extraction, training, prediction ---------------------------------------------------------------
+
+    def _ask_extract(self) -> None:
+        if self._opened is None:
+            return
+        options = self.ask_extract_options()
+        if options is not None:
+            self.start_extraction(options)
+
+    def start_extraction(self, options: ExtractOptions) -> bool:
+        opened = self._opened
+        if opened is None:
+            return False
+        return self._start(
+            "Extract embeddings",
+            lambda job: workflows.extract_embeddings(opened, options.encoder, checkpoint=options.checkpoint,
+                                                     allow_download=options.allow_download, job=job),
+            kind="extract", on_success=self._extracted)
+
+    def _extracted(self, outcome: tuple[workflows.Opened, Any]) -> None:
+        opened, summary = outcome
+        self._opened = opened
+        self.corpus = opened.corpus
+        self.store_path = opened.store
+        self._show_source_info()
+        self._update_actions()
+        self.statusBar().showMessage(f"Embeddings: {summary.line}.", 12000)
+        if getattr(summary, "failed", 0):
+            self.show_info("Extraction finished with failures", summary.format(max_names=15))
+
+    def _ask_train(self) -> None:
+        if self.corpus is None:
+            return
+        chosen = self.ask_train_config()
+        if chosen is not None:
+            self.start_cross_validation(*chosen)
+
+    def start_cross_validation(self, config: TrainConfig, run_dir: Path | None = None) -> bool:
+        corpus = self.corpus
+        if corpus is None:
+            return False
+        from bst_core.training import check_trainable, cross_validate
+
+        try:
+            check_trainable(corpus, config)
+        except BadInputError as exc:
+            self.show_error("Cannot cross-validate", str(exc))
+            return False
+        run_dir = Path(run_dir) if run_dir else workflows.default_run_dir(self.source_path)
+        started = self._start(f"Cross-validate ({config.folds} folds)",
+                              lambda job: cross_validate(corpus, run_dir, config, job=job),
+                              kind="cross-validate", on_success=self._cross_validated)
+        if started and self.training_curves is not None:
+            self.training_curves.reset()
+            self.training_dock.show()
+            self.training_dock.raise_()
+        return started
+
+    def _cross_validated(self, result: CrossValResult) -> None:
+        self.result = result
+        self.run_dir = Path(result.run_dir)
+        self.run_metrics = None
+        ids, labels, scores, probs = workflows.oof_predictions(result.oof)
+        self.library.set_predictions(ids, labels, scores, probs)
+        self.predictions = None
+        self.predicted = None
+        self.prediction_origin = f"out-of-fold ({self.run_dir.name})"
+        if self.results_view is not None:
+            self.results_view.set_result(result)
+            self.results_dock.show()
+            self.results_dock.raise_()
+        self._show_source_info()
+        self._update_actions()
+        self.predictions_changed.emit()
+        hf = result.summary.get("hF") if isinstance(result.summary, dict) else None
+        if hf:
+            self.statusBar().showMessage(f"Cross-validation finished: hF {hf[0]:.2%} ± {hf[1]:.2%} "
+                                         f"({result.report.absent} mode). Click a confusion cell to listen.", 15000)
+
+    def _ask_load_run(self) -> None:
+        path = self.ask_run_folder()
+        if path:
+            self.load_run(path)
+
+    def load_run(self, run_dir: str | Path) -> None:
+        self._start(f"Load run {Path(run_dir).name}", lambda job: workflows.load_run(run_dir, job),
+                    kind="load-run", on_success=self._run_loaded)
+
+    def _run_loaded(self, loaded: workflows.LoadedRun) -> None:
+        self.run_dir = loaded.path
+        self.result = None
+        self.run_metrics = loaded.metrics
+        if self.results_view is not None:
+            self.results_view.set_result(loaded.metrics)
+            self.results_dock.show()
+            self.results_dock.raise_()
+        if self.training_curves is not None and hasattr(self.training_curves, "load_run"):
+            self.training_curves.load_run(loaded.run)
+        if loaded.oof is not None and len(self.library.frame):
+            ids, labels, scores, probs = workflows.oof_predictions(loaded.oof)
+            if set(ids) & set(self.library.frame["id"]):
+                self.library.set_predictions(ids, labels, scores, probs)
+                self.predictions = self.predicted = None
+                self.prediction_origin = f"out-of-fold ({loaded.path.name})"
+                self.predictions_changed.emit()
+        self._show_source_info()
+        self._update_actions()
+
+    def start_prediction(self) -> bool:
+        corpus, run_dir = self.corpus, self.run_dir
+        if corpus is None or run_dir is None:
+            self.show_error("Predict", "Open a source and train or load a run first.")
+            return False
+        return self._start(f"Predict with {run_dir.name}", lambda job: workflows.predict(run_dir, corpus, job),
+                           kind="predict", on_success=self._predicted)
+
+    def _predicted(self, predicted: workflows.Predicted) -> None:
+        p = predicted.predictions
+        self.predicted = predicted
+        self.predictions = p
+        self.library.set_predictions(p.ids, p.labels, p.scores, p.probs, p.attention)
+        self.prediction_origin = f"ensemble of {predicted.n_models} ({predicted.run_dir.name})"
+        self._show_source_info()
+        self._update_actions()
+        self.predictions_changed.emit()
+        current = self.current_id()
+        if current:
+            self._show_record(current)
+        self.statusBar().showMessage(f"Predicted {len(p.ids):,} sounds with {predicted.n_models} fold models.", 10000)
+
+    # --- export ---------------------------------------------------------------------------------------------
+
+    def _ask_export(self) -> None:
+        if self.predicted is None:
+            self.show_error("Export", "Predict the evaluation folder with a run first (Analysis › Predict "
+                                      "with run), then export.")
+            return
+        options = self.ask_export_options()
+        if options is None:
+            return
+        try:
+            package = self.export_package(options["out_dir"], options["label"], authors=options.get("authors"))
+        except BadInputError as exc:
+            self.show_error("The package was not written", str(exc))
+            return
+        self.show_info("Package written", f"The submission package was written and validated:\n{package}")
+
+    def export_package(self, out_dir: str | Path, label: str, *, authors: list[dict] | None = None) -> Path:
+        """Write and validate the challenge package of the current ensemble prediction."""
+        from bst_core.pipeline import development_report
+        from bst_core.runs import RunFolder
+        from bst_core.submission import validate_package_dir, write_package
+
+        if self.predicted is None or self.corpus is None:
+            raise BadInputError("Nothing to export yet: open the evaluation folder and predict it with a run.")
+        predicted, eval_ids = self.predicted, self.corpus.ids
+        config = RunFolder(predicted.run_dir).config
+        per_model = predicted.parameters // max(1, predicted.n_models)
+        system = {"description": {
+            "machine_learning_method": (
+                f"HATR ({config.mode} mode: embedding encoders, attention fusion, residual head); ensemble "
+                f"(mean of probabilities) of {predicted.n_models} cross-validation fold models of "
+                f"{per_model:,} parameters each"),
+            "data_augmentation": "noise + random masking" if config.augment else "none",
+        }}
+        package = write_package(out_dir, label, predicted.predictions, eval_ids,
+                                dev_report=development_report(predicted.run_dir),
+                                total_parameters=int(predicted.parameters), system=system, authors=authors)
+        problems = validate_package_dir(package, eval_ids)
+        if problems:
+            raise BadInputError(f"The package {package} was written but does not validate:\n"
+                                + "\n".join(f"- {p}" for p in problems))
+        self.statusBar().showMessage(f"Package written: {package}", 12000)
+        return package
+
+    def _ask_export_labels(self) -> None:
+        if self.corpus is None or self.workspace is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export labels", str(Path.home() / "bst_labels.csv"),
+                                              "CSV files (*.csv)")
+        if path:
+            self.export_labels(path)
+
+    def export_labels(self, path: str | Path) -> Path:
+        """id, truth, prediction, confidence, edited label of every sound, as CSV."""
+        if self.corpus is None or self.workspace is None:
+            raise BadInputError("Open a source first.")
+        frame = self.library.frame
+        predictions = frame.loc[frame["prediction"] != "", ["id", "prediction", "confidence"]]
+        written = self.workspace.export_labels_csv(path, self.corpus.table, predictions)
+        self.statusBar().showMessage(f"Labels written to {written}", 8000)
+        return written
+
+    # --- jobs plumbing ----------------------------------------------------------------------------------
+
+    def _start(self, title: str, work: Callable[[Any], Any], *, kind: str,
+               on_success: Callable[[Any], None]) -> bool:
+        if self.jobs.busy:
+            self.show_error("A job is running", f"“{self.jobs.title}” is still running. Wait for it to finish "
+                                                "or cancel it (Analysis › Cancel job).")
+            return False
+        return self.jobs.start(title, work, kind=kind, on_success=on_success)
+
+    def _job_failed(self, title: str, message: str, details: str) -> None:
+        self.statusBar().showMessage(f"{title}: failed.", 8000)
+        self.show_error(title, message, details)
+
+    def _job_progress(self, progress: Progress) -> None:
+        if self.jobs.kind == "cross-validate" and self.training_curves is not None:
+            self.training_curves.add_progress(progress)
+
+    def _update_actions(self) -> None:
+        busy = self.jobs.busy
+        has_source = self.corpus is not None
+        has_embeddings = has_source and (self.corpus.audio is not None or self.corpus.text is not None)
+        for action in self.open_actions.values():
+            action.setEnabled(not busy)
+        self.load_run_action.setEnabled(not busy)
+        self.extract_action.setEnabled(has_source and not busy)
+        self.train_action.setEnabled(bool(has_embeddings and self.corpus.labelled) and not busy)
+        self.predict_action.setEnabled(bool(has_embeddings) and self.run_dir is not None and not busy)
+        self.export_action.setEnabled(self.predicted is not None and not busy)
+        self.export_labels_action.setEnabled(has_source and self.workspace is not None)
+        self.report_action.setEnabled(has_source)
+        self.close_source_action.setEnabled(has_source and not busy)
+        self.cancel_action.setEnabled(busy)
+
+    def _show_source_info(self) -> None:
+        corpus = self.corpus
+        if corpus is None:
+            self.source_label.setText("")
+            return
+        embeddings = corpus.encoder.name if corpus.encoder is not None else "no embeddings"
+        parts = [f"{len(corpus):,} sounds", embeddings]
+        if self.run_dir is not None:
+            parts.append(f"run {self.run_dir.name}")
+        if self.prediction_origin:
+            parts.append(f"predictions: {self.prediction_origin}")
+        self.source_label.setText("  ·  ".join(parts))
+
+    # --- help -------------------------------------------------------------------------------------------
+
+    def show_shortcuts(self) -> None:
+        lines = []
+        for action in self.findChildren(QAction):
+            if action.shortcut().isEmpty() or not action.text():
+                continue
+            lines.append(f"{action.shortcut().toString():>14}   {action.text().replace('&', '')}")
+        self.show_info("Keyboard shortcuts", "\n".join(sorted(set(lines), key=str.strip)))
+
+    def show_about(self) -> None:
+        self.show_info("About BST Studio",
+                       "BST Studio sorts sounds into the 23 second-level classes of the Broad Sound Taxonomy "
+                       f"({', '.join(taxonomy.TOP_LEVEL_NAMES.values())}) with frozen CLAP embeddings and "
+                       "the HATR classifier (DCASE 2026 Task 1).")
+
+    # --- closing ------------------------------------------------------------------------------------------
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.jobs.busy:
+            if not self.confirm_close_during_job():
+                event.ignore()
+                return
+            self.statusBar().showMessage("Cancelling the running job…")
+            self.jobs.cancel()
+            self.jobs.wait(120_000)
+        self.background.cancel()
+        self.background.wait(10_000)
+        self.settings.save_window(self.saveGeometry(), self.saveState())
+        self.settings.sync()
+        self.audition.close()
+        self.loader.wait(5000)
+        if self.workspace is not None:
+            self.workspace.close()
+            self.workspace = None
+        event.accept()

@@ -1,0 +1,299 @@
+"""Relabelling keys, class picker, undo/redo over the workspace; the export dialog."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import QListWidget
+
+from bst_core.errors import BadInputError
+from bst_core.metrics import evaluate
+from bst_core.taxonomy import BY_KEY, CLASS_KEYS
+from bst_core.workspace import Workspace, read_labels_csv
+from bst_gui.export_dialog import ExportDialog, label_problem, package_exporter
+from bst_gui.relabel import ClassPicker, KeyLegend, RelabelController, chord_for, class_for_chord, rank_classes
+
+pytestmark = pytest.mark.gui
+
+
+class Host:
+    """Stands in for the main window: a selection, a cursor that advances, a refresh log."""
+
+    def __init__(self, ids: list[str]) -> None:
+        self.ids = ids
+        self.position = 0
+        self.selection: list[str] = [ids[0]]
+        self.refreshed: list[list[str]] = []
+        self.predicted = {i: CLASS_KEYS[n % len(CLASS_KEYS)] for n, i in enumerate(ids)}
+
+    def advance(self) -> None:
+        self.position = min(self.position + 1, len(self.ids) - 1)
+        self.selection = [self.ids[self.position]]
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Workspace:
+    ws = Workspace(tmp_path / "ws.sqlite")
+    yield ws
+    ws.close()
+
+
+@pytest.fixture
+def host() -> Host:
+    return Host([f"s{i}" for i in range(10)])
+
+
+@pytest.fixture
+def controller(qtbot, workspace: Workspace, host: Host) -> RelabelController:
+    return RelabelController(workspace=workspace, selected_ids=lambda: host.selection, advance=host.advance,
+                             refresh=host.refreshed.append,
+                             predictions=lambda ids: [host.predicted[i] for i in ids])
+
+
+def test_chords_follow_the_class_codes() -> None:
+    assert chord_for("fx-o") == "4, 1" and chord_for("m-sp") == "1, 1" and chord_for("fx-el") == "4, 8"
+    chords = [chord_for(k) for k in CLASS_KEYS]
+    assert len(set(chords)) == len(CLASS_KEYS)  # unambiguous
+    assert all(class_for_chord(chord_for(k)) == k for k in CLASS_KEYS)
+    assert class_for_chord("4 9") is None and class_for_chord("") is None
+
+
+def test_class_action_writes_the_workspace_advances_and_undo_reverts(controller, workspace, host, qtbot) -> None:
+    action = controller.class_actions["fx-v"]
+    assert action.shortcut().toString() == "4, 2"
+    with qtbot.waitSignal(controller.labels_changed) as changed:
+        action.trigger()
+    assert changed.args == [["s0"]]
+    assert workspace.edited_labels() == {"s0": "fx-v"}
+    assert host.position == 1 and host.refreshed == [["s0"]]
+    controller.class_actions["ss-n"].trigger()
+    assert workspace.edited_labels() == {"s0": "fx-v", "s1": "ss-n"}
+    assert controller.undo_action.isEnabled() and not controller.redo_action.isEnabled()
+    controller.undo_action.trigger()
+    assert workspace.edited_labels() == {"s0": "fx-v"}
+    assert controller.redo_action.isEnabled()
+    controller.redo_action.trigger()
+    assert workspace.label_of("s1") == "ss-n"
+    host.selection = ["s1"]
+    controller.clear_action.trigger()
+    assert workspace.label_of("s1") == ""
+
+
+def test_multi_selection_is_one_batch(controller, workspace, host) -> None:
+    host.selection = ["s2", "s3", "s4"]
+    assert controller.assign("is-k") == ["s2", "s3", "s4"]
+    assert set(workspace.edited_labels()) == {"s2", "s3", "s4"}
+    controller.undo()
+    assert workspace.edited_labels() == {}
+
+
+def test_accept_prediction_uses_each_clips_prediction(controller, workspace, host) -> None:
+    host.selection = ["s0", "s1", "s2"]
+    controller.accept_action.trigger()
+    assert workspace.edited_labels() == {"s0": "m-sp", "s1": "m-si", "s2": "m-m"}
+    controller.undo()
+    assert workspace.edited_labels() == {}
+
+
+def test_without_workspace_or_selection_nothing_is_written(qtbot, workspace, host) -> None:
+    messages: list[str] = []
+    idle = RelabelController(workspace=None, selected_ids=lambda: ["x"])
+    idle.message.connect(messages.append)
+    assert not idle.class_actions["fx-o"].isEnabled()
+    assert idle.assign("fx-o") == [] and "Open a sound source" in messages[-1]
+    empty = RelabelController(workspace=workspace, selected_ids=lambda: [])
+    empty.message.connect(messages.append)
+    assert empty.assign("fx-o") == [] and "Select" in messages[-1]
+    assert workspace.edited_labels() == {}
+
+
+def test_key_chord_on_a_focused_widget_assigns(controller, workspace, host, qtbot) -> None:
+    widget = QListWidget()
+    qtbot.addWidget(widget)
+    controller.attach(widget)
+    widget.show()
+    qtbot.waitExposed(widget)
+    widget.windowHandle().requestActivate()  # shortcuts only fire in the active window
+    qtbot.waitUntil(widget.isActiveWindow, timeout=2000)
+    widget.setFocus()
+    qtbot.keyClick(widget, Qt.Key.Key_5)
+    qtbot.keyClick(widget, Qt.Key.Key_3)
+    assert workspace.edited_labels() == {"s0": "ss-u"}
+    qtbot.keyClick(widget, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert workspace.edited_labels() == {}
+
+
+def test_class_picker_filters_and_enter_assigns(controller, workspace, host, qtbot) -> None:
+    assert rank_classes("vehic") == ["fx-v"]
+    assert rank_classes("fx-o")[0] == "fx-o"
+    assert rank_classes("piano")[0] == "is-k"
+    assert rank_classes("") == list(CLASS_KEYS)
+    picker = controller.open_picker()
+    assert isinstance(picker, ClassPicker)
+    qtbot.keyClicks(picker.search, "guitar")
+    assert picker.visible_keys() == ["is-s"]
+    qtbot.keyClick(picker.search, Qt.Key.Key_Return)
+    assert workspace.edited_labels() == {"s0": "is-s"}
+    picker = controller.open_picker()
+    qtbot.keyClicks(picker.search, "fx")
+    assert picker.visible_keys()[:2] == ["fx-o", "fx-v"]
+    qtbot.keyClick(picker.search, Qt.Key.Key_Down)
+    qtbot.keyClick(picker.search, Qt.Key.Key_Return)
+    assert workspace.label_of("s1") == "fx-v"
+
+
+def test_legend_shows_every_class_and_the_last_edit(controller, qtbot) -> None:
+    legend = KeyLegend(controller)
+    qtbot.addWidget(legend)
+    controller.assign("fx-a")
+    assert "fx-a Animals" in legend.status.text()
+    texts = " ".join(label.text() for label in legend.findChildren(type(legend.status)))
+    assert all(key in texts for key in CLASS_KEYS)
+
+
+def test_export_labels_csv_from_the_controller(controller, workspace, host, tmp_path) -> None:
+    controller.assign("m-m")
+    table = pd.DataFrame({"id": host.ids, "label": ["fx-o"] * 10})
+    path = controller.export_labels(table, SimpleNamespace(ids=host.ids, labels=["fx-v"] * 10,
+                                                           scores=np.full(10, 0.5)), path=str(tmp_path / "l.csv"))
+    back = read_labels_csv(path)
+    assert back.loc[0, "edited_label"] == "m-m" and back.loc[1, "edited_label"] == ""
+    assert list(back["prediction"].unique()) == ["fx-v"]
+
+
+# --- export dialog -------------------------------------------------------------------------------
+
+@pytest.fixture
+def settings(tmp_path: Path) -> QSettings:
+    return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+
+
+def _predictions(ids: list[str]) -> SimpleNamespace:
+    return SimpleNamespace(ids=ids, labels=[CLASS_KEYS[i % 23] for i in range(len(ids))],
+                           scores=np.linspace(0.2, 0.9, len(ids)))
+
+
+def test_label_problems_are_explained_in_words() -> None:
+    assert label_problem("Zheng_SCUT_task1_1") == ""
+    assert "1, 2, 3 or 4" in label_problem("Zheng_SCUT_task1_5")
+    assert "4" in label_problem("Zheng_task1_1") and "part" in label_problem("Zheng_task1_1")
+    assert "letters" in label_problem("Zh3ng_SCUT_task1_1")
+    assert "'task1'" in label_problem("Zheng_SCUT_task2_1")
+
+
+def test_export_dialog_refuses_an_invalid_label(qtbot, settings, tmp_path) -> None:
+    calls: list[tuple] = []
+    dialog = ExportDialog(label="not a label", out_dir=str(tmp_path), settings=settings,
+                          export=lambda *a: calls.append(a) or tmp_path)
+    qtbot.addWidget(dialog)
+    assert not dialog.write_button.isEnabled()
+    assert "parts" in dialog.label_error.text() or "part" in dialog.label_error.text()
+    assert dialog.try_accept() is False and calls == []
+    assert any("Lastname_Abbreviation_task1_N" in p for p in dialog.listed_problems())
+    dialog.label_edit.setText("Zheng_SCUT_task1_1")
+    assert dialog.write_button.isEnabled() and dialog.label_error.text() == ""
+
+
+def test_export_dialog_lists_core_problems_and_writes_nothing(qtbot, settings, tmp_path) -> None:
+    eval_ids = [f"uuid-{i}" for i in range(30)]
+    check, export = package_exporter(_predictions(eval_ids[:-3]), eval_ids, total_parameters=7_319_513)
+    out = tmp_path / "out"
+    dialog = ExportDialog(label="Zheng_SCUT_task1_1", out_dir=str(out), settings=settings, check=check,
+                          export=export)
+    qtbot.addWidget(dialog)
+    assert dialog.try_accept() is False
+    problems = dialog.listed_problems()
+    assert any("3 evaluation id(s) have no prediction" in p for p in problems)
+    assert not out.exists()
+    # the writer's own refusal (check skipped) is listed the same way
+    dialog._check = None
+    assert dialog.try_accept() is False
+    assert any("no prediction" in p for p in dialog.listed_problems()) and not out.exists()
+
+
+def test_export_dialog_writes_a_valid_package_and_remembers(qtbot, settings, tmp_path) -> None:
+    eval_ids = [f"uuid-{i}" for i in range(30)]
+    truth = [CLASS_KEYS[i % 23] for i in range(30)]
+    check, export = package_exporter(_predictions(eval_ids), eval_ids, total_parameters=7_319_513,
+                                     dev_report=evaluate(truth, truth))
+    out = tmp_path / "out"
+    dialog = ExportDialog(label="Zheng_SCUT_task1_2", out_dir=str(out), settings=settings, check=check,
+                          export=export)
+    qtbot.addWidget(dialog)
+    dialog.authors.item(0, 0).setText("Zheng")
+    dialog.authors.item(0, 1).setText("Han")
+    dialog.authors.item(0, 2).setText("han@example")
+    assert dialog.try_accept() is False
+    assert any("not an email address" in p for p in dialog.listed_problems())
+    dialog.authors.item(0, 2).setText("han@example.org")
+    dialog.authors.item(0, 3).setText("SCUT")
+    assert dialog.try_accept() is True
+    package = out / "task1" / "Zheng_SCUT_task1_2"
+    assert dialog.written_path == package
+    assert (package / "Zheng_SCUT_task1_2.output.csv").is_file()
+    meta = (package / "Zheng_SCUT_task1_2.meta.yaml").read_text(encoding="utf-8")
+    assert "han@example.org" in meta and "SCUT" in meta
+    assert dialog.options()["authors"][0]["corresponding"] is True
+
+    again = ExportDialog(settings=settings)  # remembered: label, folder, authors
+    qtbot.addWidget(again)
+    assert again.label == "Zheng_SCUT_task1_2" and again.out_dir == str(out)
+    assert again.author_rows()[0]["email"] == "han@example.org"
+
+
+def test_export_dialog_without_export_callable_only_collects_options(qtbot, settings, tmp_path) -> None:
+    dialog = ExportDialog(label="Zheng_SCUT_task1_1", out_dir=str(tmp_path), settings=settings)
+    qtbot.addWidget(dialog)
+    assert dialog.try_accept() is True
+    assert dialog.options() == {"out_dir": str(tmp_path), "label": "Zheng_SCUT_task1_1", "authors": None}
+    with pytest.raises(BadInputError):
+        package_exporter(_predictions(["a"]), ["a"], total_parameters=0)[1](str(tmp_path), "Zheng_SCUT_task1_1",
+                                                                              None)
+    assert BY_KEY  # the taxonomy is loaded
+
+
+def test_controller_over_a_window_like_host(qtbot, workspace) -> None:
+    """The MainWindow path: workspace attribute, selection falls back to the current row, the
+    library frame's prediction column feeds "accept", source_changed refreshes the actions."""
+    from PySide6.QtCore import QObject, Signal
+
+    class Window(QObject):
+        source_changed = Signal()
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.workspace = None
+            self.moved = 0
+            self.refreshed: list[list[str]] = []
+            self.library = SimpleNamespace(frame=pd.DataFrame({"id": ["a", "b"], "prediction": ["fx-n", ""]}))
+
+        def selected_ids(self) -> list[str]:
+            return []
+
+        def current_id(self) -> str:
+            return "a"
+
+        def advance(self) -> None:
+            self.moved += 1
+
+        def refresh_labels(self, ids) -> None:
+            self.refreshed.append(list(ids))
+
+    window = Window()
+    controller = RelabelController(window)
+    assert controller.parent() is window and not controller.class_actions["fx-o"].isEnabled()
+    window.workspace = workspace  # a source is opened (its workspace has no edits yet)
+    window.source_changed.emit()
+    assert controller.class_actions["fx-o"].isEnabled()
+    controller.accept_action.trigger()
+    assert workspace.edited_labels() == {"a": "fx-n"}
+    assert window.moved == 1 and window.refreshed == [["a"]]

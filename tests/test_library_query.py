@@ -1,0 +1,153 @@
+"""Search, filter and sort logic of the library table (bst_core.library_query)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bst_core.corpus import empty_table
+from bst_core.library_query import (
+    LIBRARY_COLUMNS,
+    Filters,
+    TextIndex,
+    filter_mask,
+    library_frame,
+    parse_query,
+    query_mask,
+    set_edited,
+    set_predictions,
+    sort_order,
+)
+
+
+@pytest.fixture()
+def frame() -> pd.DataFrame:
+    table = empty_table(5)
+    table["id"] = ["101", "102", "103", "104", "105"]
+    table["title"] = ["Dog bark", "Rain on roof", "Door slam", "City park ambience", "Piano chord"]
+    table["tags"] = ["dog animal", "rain weather", "door wood", "birds city", "piano"]
+    table["description"] = ["", "heavy rain", "a slam", "", "C major"]
+    table["label"] = ["fx-a", "ss-n", "fx-o", "ss-u", ""]
+    table["audio_path"] = ["/a/101.wav", "/a/102.wav", "", "/a/104.wav", "/a/105.wav"]
+    frame = library_frame(table)
+    set_predictions(frame, ["101", "102", "103", "104", "105"],
+                    ["fx-a", "ss-u", "fx-o", "ss-u", "is-k"], [0.9, 0.4, 0.8, 0.55, 0.7])
+    return frame
+
+
+def ids(frame: pd.DataFrame, mask: np.ndarray) -> list[str]:
+    return frame["id"][mask].tolist()
+
+
+def test_library_frame_has_display_columns_and_status(frame: pd.DataFrame) -> None:
+    assert set(LIBRARY_COLUMNS) <= set(frame.columns)
+    assert frame["status"].tolist() == ["ok", "ok", "no audio", "ok", "ok"]
+    assert frame["top"].tolist() == ["fx", "ss", "fx", "ss", "is"]   # prediction's top level
+    assert np.isnan(frame["duration_s"]).all()
+
+
+def test_set_predictions_aligns_by_id_and_clears_missing(frame: pd.DataFrame) -> None:
+    where = set_predictions(frame, ["104", "101"], ["m-p", "sp-s"], [0.3, 0.6])
+    assert where.tolist() == [1, -1, -1, 0, -1]
+    assert frame["prediction"].tolist() == ["sp-s", "", "", "m-p", ""]
+    assert frame["top"].tolist() == ["sp", "ss", "fx", "m", ""]   # truth's top where no prediction
+    assert np.isnan(frame["confidence"][1])
+
+
+def test_words_are_anded_and_case_insensitive(frame: pd.DataFrame) -> None:
+    assert ids(frame, query_mask(frame, "RAIN")) == ["102"]
+    assert ids(frame, query_mask(frame, "city birds")) == ["104"]
+    assert ids(frame, query_mask(frame, "city rain")) == []
+
+
+def test_exclude_phrase_and_class_cells(frame: pd.DataFrame) -> None:
+    assert ids(frame, query_mask(frame, "-rain -dog")) == ["103", "104", "105"]
+    assert ids(frame, query_mask(frame, '"heavy rain"')) == ["102"]
+    assert ids(frame, query_mask(frame, "is-k")) == ["105"]   # class cells are searchable text
+
+
+def test_field_terms(frame: pd.DataFrame) -> None:
+    assert ids(frame, query_mask(frame, "class:ss-u")) == ["102", "104"]   # truth or prediction
+    assert ids(frame, query_mask(frame, "truth:ss-u")) == ["104"]
+    assert ids(frame, query_mask(frame, "pred:ss-u")) == ["102", "104"]
+    assert ids(frame, query_mask(frame, "top:ss")) == ["102", "104"]
+    assert ids(frame, query_mask(frame, "class:fx")) == ["101", "103"]     # a top key = its classes
+    assert ids(frame, query_mask(frame, "class:fx-o,is-k")) == ["103", "105"]
+    assert ids(frame, query_mask(frame, "-class:fx")) == ["102", "104", "105"]
+
+
+def test_confidence_terms(frame: pd.DataFrame) -> None:
+    assert ids(frame, query_mask(frame, "conf>0.75")) == ["101", "103"]
+    assert ids(frame, query_mask(frame, "conf<0.5")) == ["102"]
+
+
+def test_unknown_class_is_a_problem_and_matches_nothing(frame: pd.DataFrame) -> None:
+    query = parse_query("class:zz-q dog")
+    assert query.problems and "zz-q" in query.problems[0]
+    assert not query_mask(frame, query).any()
+
+
+def test_unbalanced_quote_while_typing_does_not_raise(frame: pd.DataFrame) -> None:
+    assert ids(frame, query_mask(frame, '"dog')) == ["101"]
+    assert parse_query("").empty
+
+
+def test_text_index_narrows_cached_words_without_changing_results(frame: pd.DataFrame) -> None:
+    index = TextIndex(frame)
+    assert index.texts[0].startswith("101\tdog bark")
+    for typed in ("r", "ra", "rai", "rain", "o", "oo", "door"):     # as if typed letter by letter
+        assert (query_mask(frame, typed, index) == query_mask(frame, typed)).all()
+    assert ids(frame, query_mask(frame, "door", index)) == ["103"]
+    assert ids(frame, query_mask(frame, "o -door", index)) == ["101", "102", "105"]
+
+
+def test_filters(frame: pd.DataFrame) -> None:
+    assert ids(frame, filter_mask(frame, Filters())) == frame["id"].tolist()
+    assert ids(frame, filter_mask(frame, Filters(predicted=frozenset({"ss-u"})))) == ["102", "104"]
+    assert ids(frame, filter_mask(frame, Filters(tops=frozenset({"fx", "is"})))) == ["101", "103", "105"]
+    assert ids(frame, filter_mask(frame, Filters(conf_min=0.6, conf_max=0.85))) == ["103", "105"]
+    # truth ≠ prediction needs both: 105 has no truth
+    assert ids(frame, filter_mask(frame, Filters(disagree=True))) == ["102"]
+    assert ids(frame, filter_mask(frame, Filters(truth="ss-n", prediction="ss-u"))) == ["102"]
+    assert not Filters().active and Filters(disagree=True).active
+
+
+def test_duration_filter_keeps_only_known_durations(frame: pd.DataFrame) -> None:
+    frame["duration_s"] = [1.0, 5.0, np.nan, 12.0, 0.2]
+    assert ids(frame, filter_mask(frame, Filters(duration_min=0.5, duration_max=10))) == ["101", "102"]
+
+
+def test_edited_labels_set_status_and_are_searchable(frame: pd.DataFrame) -> None:
+    set_edited(frame, {"103": "fx-m"})
+    assert frame["status"].tolist() == ["ok", "ok", "edited", "ok", "ok"]
+    assert ids(frame, query_mask(frame, "edited:fx-m")) == ["103"]
+    set_edited(frame, {})
+    assert frame["status"][2] == "no audio"
+
+
+def test_sort_order_numeric_text_class_and_missing_last(frame: pd.DataFrame) -> None:
+    frame.loc[1, "confidence"] = np.nan
+    assert frame["id"][sort_order(frame, "confidence")].tolist() == ["104", "105", "103", "101", "102"]
+    assert frame["id"][sort_order(frame, "confidence", descending=True)].tolist() == \
+        ["101", "103", "105", "104", "102"]
+    assert frame["id"][sort_order(frame, "title")].tolist() == ["104", "101", "103", "105", "102"]
+    # truth in taxonomy order (fx before ss), the unlabelled row last either way
+    by_truth = frame["id"][sort_order(frame, "truth")].tolist()
+    assert by_truth[-1] == "105" and by_truth.index("101") < by_truth.index("102")
+    assert frame["id"][sort_order(frame, "truth", descending=True)].tolist()[-1] == "105"
+
+
+def test_text_index_stays_valid_when_predictions_change(frame: pd.DataFrame) -> None:
+    index = TextIndex(frame)
+    assert ids(frame, query_mask(frame, "m-p", index)) == []
+    set_predictions(frame, ["102"], ["m-p"], [0.5])
+    assert ids(frame, query_mask(frame, "m-p", index)) == ["102"]
+
+
+def test_ids_made_of_digits_sort_numerically() -> None:
+    table = empty_table(4)
+    table["id"] = ["1000", "999", "20", "3"]
+    frame = library_frame(table)
+    assert frame["id"][sort_order(frame, "id")].tolist() == ["3", "20", "999", "1000"]
+    assert frame["id"][sort_order(frame, "id", descending=True)].tolist() == ["1000", "999", "20", "3"]
