@@ -78,8 +78,12 @@ def write_per_file_dataset(root: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def time_epoch(frame: pd.DataFrame, *, workers: int, augment: bool) -> tuple[float, int]:
-    """Seconds of one training epoch + one validation pass on fold 1's split."""
+def time_epoch(frame: pd.DataFrame, *, workers: int, augment: bool,
+               data_only: bool = False) -> tuple[float, int]:
+    """Seconds of one training epoch + one validation pass on fold 1's split.
+
+    ``data_only`` iterates the loaders without the model: the cost of the data path alone.
+    """
     labels = frame["class_idx"].to_numpy()
     trainval, _test = next(StratifiedKFold(5, shuffle=True, random_state=SEED).split(labels, labels))
     train, val = train_test_split(trainval, test_size=0.2, stratify=labels[trainval], random_state=SEED)
@@ -95,6 +99,8 @@ def time_epoch(frame: pd.DataFrame, *, workers: int, augment: bool) -> tuple[flo
     start = time.perf_counter()
     model.train()
     for batch in train_loader:
+        if data_only:
+            continue
         optimizer.zero_grad()
         logits, _attention = model(batch["audio_embedding"], batch["text_embedding"])
         loss = criterion(logits, batch["class_idx"])
@@ -104,6 +110,8 @@ def time_epoch(frame: pd.DataFrame, *, workers: int, augment: bool) -> tuple[flo
     correct = 0
     with torch.no_grad():
         for batch in val_loader:
+            if data_only:
+                continue
             logits, _ = model(batch["audio_embedding"], batch["text_embedding"])
             correct += int((logits.argmax(1) == batch["class_idx"]).sum())
     return time.perf_counter() - start, len(train)
@@ -115,6 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     parser.add_argument("--augment", action="store_true", help="the baseline's noise + masking")
     parser.add_argument("--epochs", type=int, default=1, help="epochs to time (each reported)")
+    parser.add_argument("--data-only", action="store_true", help="time the data path alone (no model)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -124,8 +133,10 @@ def main(argv: list[str] | None = None) -> None:
         frame = write_per_file_dataset(Path(tmp))
         print(f"wrote {2 * len(frame)} per-sound .npy files in {time.perf_counter() - start:.1f} s")
         for epoch in range(1, args.epochs + 1):
-            seconds, n_train = time_epoch(frame, workers=args.workers, augment=args.augment)
-            print(f"baseline loop, epoch {epoch}: {seconds:.2f} s/epoch (train {n_train} + validation), "
+            seconds, n_train = time_epoch(frame, workers=args.workers, augment=args.augment,
+                                          data_only=args.data_only)
+            what = "baseline data path alone" if args.data_only else "baseline loop"
+            print(f"{what}, epoch {epoch}: {seconds:.2f} s/epoch (train {n_train} + validation), "
                   f"{n_train / seconds:,.0f} training samples/s")
 
 

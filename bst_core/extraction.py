@@ -129,6 +129,8 @@ def extract(corpus: Corpus, store_path: str | os.PathLike[str], encoder: Encoder
                 else:
                     summary.failed += 1
                     _add(summary.failures, reason, name)
+            jobs.report(job, STAGE, start + len(batch), len(todo), "batch saved",
+                        computed=summary.computed, failed=summary.failed)
     finally:
         store.compact()
     return summary

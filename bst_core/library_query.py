@@ -312,6 +312,7 @@ class Filters:
     prediction: str | None = None  # exact prediction (a confusion cell)
     duration_min: float | None = None
     duration_max: float | None = None
+    ids: frozenset[str] | None = None   # exactly these ids (the clips behind a confusion cell)
 
     @property
     def active(self) -> bool:
@@ -338,6 +339,8 @@ def filter_mask(frame: pd.DataFrame, filters: Filters) -> np.ndarray:
         mask &= truth == filters.truth
     if filters.prediction is not None:
         mask &= prediction == filters.prediction
+    if filters.ids is not None:
+        mask &= frame["id"].isin(filters.ids).to_numpy(dtype=bool)
     if filters.duration_min is not None or filters.duration_max is not None:
         duration = frame["duration_s"].to_numpy(dtype=np.float64)
         with np.errstate(invalid="ignore"):

@@ -26,6 +26,8 @@ PLAY_MAX_S = 600.0
 CACHE_BYTES = 256 * 1024 * 1024
 ENVELOPE_POINTS = 1600
 TOP_GUESSES = 3
+SPECTROGRAM_ROWS = 160
+SPECTROGRAM_RANGE_DB = 80.0
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ class ClipData:
     env_times: np.ndarray
     env_min: np.ndarray
     env_max: np.ndarray
-    spec_db: np.ndarray | None     # (freqs, frames)
+    spec_db: np.ndarray | None     # (log-spaced frequencies, frames), dB
     spec_top_hz: float
     status: str
     reason: str = ""
@@ -73,6 +75,20 @@ def envelope(samples: np.ndarray, sr: int, points: int = ENVELOPE_POINTS
     return times, grid.min(axis=1), grid.max(axis=1)
 
 
+def log_frequency(db: np.ndarray, sr: int, rows: int = SPECTROGRAM_ROWS, fmin: float = 40.0) -> np.ndarray:
+    """Resample a linear-frequency spectrogram ``(bins, frames)`` onto ``rows`` log-spaced
+    frequencies from ``fmin`` to Nyquist (linear interpolation between bins), for display."""
+    bins = db.shape[0]
+    if bins < 2:
+        return db
+    nyquist = sr / 2
+    targets = np.geomspace(min(fmin, nyquist / 2), nyquist, rows)
+    position = targets / nyquist * (bins - 1)
+    low = np.clip(np.floor(position).astype(int), 0, bins - 2)
+    weight = (position - low)[:, None]
+    return (db[low] * (1 - weight) + db[low + 1] * weight).astype(np.float32)
+
+
 def load_clip(path: str, samplerate: int) -> ClipData:
     """Decode ``path`` at ``samplerate`` and compute the envelope and spectrogram (any thread)."""
     decoded = audio.decode(path, samplerate, max_seconds=PLAY_MAX_S)
@@ -82,8 +98,8 @@ def load_clip(path: str, samplerate: int) -> ClipData:
     samples = decoded.samples
     times, mins, maxs = envelope(samples, decoded.sr)
     _freqs, _frames, db = audio.spectrogram(samples, decoded.sr)
-    return ClipData(path, samples, decoded.sr, decoded.duration_s, times, mins, maxs, db,
-                    decoded.sr / 2, "ok", "", decoded.warning)
+    return ClipData(path, samples, decoded.sr, decoded.duration_s, times, mins, maxs,
+                    log_frequency(db, decoded.sr), decoded.sr / 2, "ok", "", decoded.warning)
 
 
 class _Relay(QObject):
@@ -412,10 +428,11 @@ class ClipPanel(QWidget):
         self.waveform.setXRange(0, max(data.shown_s, 1e-3), padding=0)
         if data.spec_db is not None and data.spec_db.size:
             top = float(data.spec_db.max())
-            self._image.setImage(data.spec_db, levels=(top - 90.0, top))
-            self._image.setRect(QRectF(0, 0, max(data.shown_s, 1e-3), data.spec_top_hz))
+            rows = data.spec_db.shape[0]
+            self._image.setImage(data.spec_db, levels=(top - SPECTROGRAM_RANGE_DB, top))
+            self._image.setRect(QRectF(0, 0, max(data.shown_s, 1e-3), rows))
             self.spectrogram.setXRange(0, max(data.shown_s, 1e-3), padding=0)
-            self.spectrogram.setYRange(0, data.spec_top_hz, padding=0)
+            self.spectrogram.setYRange(0, rows, padding=0)
         self._set_audio_state(f"Note: {data.warning}." if data.warning else "", "notice")
 
     def _set_audio_state(self, text: str, kind: str) -> None:

@@ -205,8 +205,8 @@ class LibraryView(QWidget):
             conf_min=float(self.conf_min.value()), conf_max=float(self.conf_max.value()),
             disagree=self.disagree.isChecked()))
 
-    def set_filters(self, filters: Filters) -> None:
-        """Show ``filters`` in the bar and apply them."""
+    def set_filters(self, filters: Filters, caption: str = "") -> None:
+        """Show ``filters`` in the bar and apply them; ``caption`` names an id/pair filter."""
         for widget in (self.conf_min, self.conf_max, self.disagree):
             widget.blockSignals(True)
         self.predicted.set_selected(filters.predicted)
@@ -216,20 +216,22 @@ class LibraryView(QWidget):
         self.disagree.setChecked(filters.disagree)
         for widget in (self.conf_min, self.conf_max, self.disagree):
             widget.blockSignals(False)
-        self._show_pair(filters)
+        self._show_pair(filters, caption)
         self.model.set_filters(filters)
 
-    def _show_pair(self, filters: Filters) -> None:
+    def _show_pair(self, filters: Filters, caption: str) -> None:
         parts = []
         if filters.truth is not None:
             parts.append(f"truth {filters.truth or '(none)'}")
         if filters.prediction is not None:
             parts.append(f"prediction {filters.prediction or '(none)'}")
-        self.pair_button.setText("  ·  ".join(parts) + "   ✕")
+        if filters.ids is not None:
+            parts.append(f"{len(filters.ids)} chosen clips")
+        self.pair_button.setText((caption or "  ·  ".join(parts)) + "   ✕")
         self.pair_button.setVisible(bool(parts))
 
     def _clear_pair(self) -> None:
-        self.set_filters(replace(self.model.filters, truth=None, prediction=None))
+        self.set_filters(replace(self.model.filters, truth=None, prediction=None, ids=None))
 
     def clear_filters(self) -> None:
         """No search text, no filters: every row visible."""

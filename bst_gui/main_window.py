@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from bst_core import taxonomy
-from bst_core.corpus import Corpus
+from bst_core.corpus import Corpus, empty_table
 from bst_core.errors import BadInputError
 from bst_core.jobs import Progress
 from bst_core.library_query import Filters, library_frame
@@ -97,6 +97,7 @@ class MainWindow(QMainWindow):
         self.predicted: workflows.Predicted | None = None
         self.prediction_origin = ""
         self._opened: workflows.Opened | None = None
+        self._oof: pd.DataFrame | None = None      # the results' out-of-fold table (confusion → clips)
 
         # library (centre) and welcome page
         self.library = LibraryModel(self)
@@ -140,7 +141,7 @@ class MainWindow(QMainWindow):
         # status bar
         self.source_label = QLabel()
         self.source_label.setObjectName("muted")
-        self.silent_label = QLabel("silent")
+        self.silent_label = QLabel("no sound output")
         self.silent_label.setObjectName("notice")
         self.statusBar().addPermanentWidget(self.job_status)
         self.statusBar().addPermanentWidget(self.source_label)
@@ -160,6 +161,8 @@ class MainWindow(QMainWindow):
         self._create_menus()
         self._connect()
         self._restore_layout()
+        self._dock_visibility: dict[QDockWidget, bool] = {}
+        self._show_page(library=False, force=True)
         self._update_actions()
         self._show_source_info()
         self.welcome.set_recent(self.settings.recent_sources())
@@ -371,6 +374,27 @@ class MainWindow(QMainWindow):
             self.results_view.cell_clicked.connect(self.show_confusion_cell)
             self.results_view.class_clicked.connect(self.show_class)
 
+    @property
+    def _content_docks(self) -> tuple[QDockWidget, ...]:
+        return (self.clip_dock, self.results_dock, self.training_dock, self.keys_dock)
+
+    def _show_page(self, *, library: bool, force: bool = False) -> None:
+        """The library page (docks as the person left them) or the welcome page (no docks)."""
+        on_library = self.stack.currentWidget() is self.library_view
+        if library == on_library and not force:
+            return
+        if library:
+            self.stack.setCurrentWidget(self.library_view)
+            for dock, visible in self._dock_visibility.items():
+                dock.setVisible(visible)
+            self._dock_visibility = {}
+        else:
+            if not self._dock_visibility:
+                self._dock_visibility = {d: d.isVisibleTo(self) for d in self._content_docks}
+            for dock in self._content_docks:
+                dock.hide()
+            self.stack.setCurrentWidget(self.welcome)
+
     def _restore_layout(self) -> None:
         geometry = self.settings.window_geometry()
         if geometry is not None:
@@ -490,21 +514,34 @@ class MainWindow(QMainWindow):
         self.library_view.select_row(row)
 
     def show_confusion_cell(self, truth: str, pred: str) -> int:
-        """Show exactly the clips with this truth and prediction, first one selected."""
-        return self._show_filtered(Filters(truth=truth, prediction=pred))
+        """Show exactly the clips behind a confusion cell (truth, prediction), first one selected.
+
+        With results on screen, those are the ids of the results' out-of-fold table, whatever the
+        table's prediction column shows now (e.g. after predicting with the ensemble).
+        """
+        oof = self._oof
+        if oof is None:
+            return self._show_filtered(Filters(truth=truth, prediction=pred))
+        chosen = oof.loc[(oof["truth"] == truth) & (oof["prediction"] == pred), "id"].astype(str)
+        return self._show_filtered(Filters(ids=frozenset(chosen)),
+                                   f"truth {truth} → predicted {pred}: {len(chosen)} clips (out-of-fold)")
 
     def show_class(self, key: str) -> int:
         """Show the clips of a class: by truth when the source is labelled, else by prediction."""
+        oof = self._oof
+        if oof is not None:
+            chosen = oof.loc[oof["truth"] == key, "id"].astype(str)
+            return self._show_filtered(Filters(ids=frozenset(chosen)), f"class {key}: {len(chosen)} clips")
         labelled = self.corpus is not None and self.corpus.labelled
         return self._show_filtered(Filters(truth=key) if labelled else Filters(prediction=key))
 
-    def _show_filtered(self, filters: Filters) -> int:
+    def _show_filtered(self, filters: Filters, caption: str = "") -> int:
         self.library_view.search.blockSignals(True)
         self.library_view.search.clear()
         self.library_view.search.blockSignals(False)
         self.library.set_query("")
-        self.library_view.set_filters(filters)
-        self.stack.setCurrentWidget(self.library_view)
+        self.library_view.set_filters(filters, caption)
+        self._show_page(library=True)
         count = self.library.rowCount()
         if count:
             self.library_view.select_row(0)
@@ -660,15 +697,16 @@ class MainWindow(QMainWindow):
         self.predictions = None
         self.predicted = None
         self.prediction_origin = ""
+        self._oof = None
         self.workspace = opened.workspace
-        frame = library_frame(opened.corpus.table)
         self.library_view.clear_filters()
-        self.library.set_frame(frame)
+        self.library.set_frame(library_frame(opened.corpus.table))
+        frame = self.library.frame
         if self.workspace is not None:
             self.library.set_edited(self.workspace.edited_labels())
         if self.results_view is not None:
             self.results_view.clear()
-        self.stack.setCurrentWidget(self.library_view)
+        self._show_page(library=True)
         self.settings.add_recent_source(opened.path)
         self.welcome.set_recent(self.settings.recent_sources())
         self.setWindowTitle(f"{opened.path.name} — {APP_TITLE}")
@@ -712,11 +750,11 @@ class MainWindow(QMainWindow):
             self.workspace = None
         self.corpus = self._opened = None
         self.source_path = self.store_path = None
-        self.result = self.run_metrics = self.predictions = self.predicted = None
-        self.library.set_frame(library_frame(self.library.frame.iloc[0:0]))
+        self.result = self.run_metrics = self.predictions = self.predicted = self._oof = None
+        self.library.set_frame(library_frame(empty_table()))
         if self.results_view is not None:
             self.results_view.clear()
-        self.stack.setCurrentWidget(self.welcome)
+        self._show_page(library=False)
         self.welcome.set_recent(self.settings.recent_sources())
         self.setWindowTitle(APP_TITLE)
         self._show_source_info()
@@ -790,6 +828,7 @@ class MainWindow(QMainWindow):
 
     def _cross_validated(self, result: CrossValResult) -> None:
         self.result = result
+        self._oof = result.oof
         self.run_dir = Path(result.run_dir)
         self.run_metrics = None
         ids, labels, scores, probs = workflows.oof_predictions(result.oof)
@@ -822,6 +861,7 @@ class MainWindow(QMainWindow):
         self.run_dir = loaded.path
         self.result = None
         self.run_metrics = loaded.metrics
+        self._oof = loaded.oof
         if self.results_view is not None:
             self.results_view.set_result(loaded.metrics)
             self.results_dock.show()
@@ -998,6 +1038,8 @@ class MainWindow(QMainWindow):
             self.jobs.wait(120_000)
         self.background.cancel()
         self.background.wait(10_000)
+        for dock, visible in self._dock_visibility.items():   # save the library page's layout
+            dock.setVisible(visible)
         self.settings.save_window(self.saveGeometry(), self.saveState())
         self.settings.sync()
         self.audition.close()

@@ -13,6 +13,7 @@ import functools
 import http.server
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -235,6 +236,20 @@ def test_consent_gates_the_download_of_both_files(tmp_path: Path, monkeypatch: p
 # --- the real laion_clap encoder, offline, random weights --------------------------------------
 
 
+@contextlib.contextmanager
+def _no_network() -> Iterator[pytest.MonkeyPatch]:
+    """Any attempt to open a connection (e.g. to the Hugging Face hub) fails the test."""
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"network access {args[:3]} while building or loading CLAP")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        patch.setenv("TRANSFORMERS_OFFLINE", "1")
+        patch.setattr(socket, "getaddrinfo", refuse)   # name lookups (the hub) ...
+        patch.setattr(socket.socket, "connect", refuse)   # ... and direct connections
+        yield patch
+
+
 @dataclass
 class ClapFiles:
     checkpoint: Path
@@ -245,13 +260,12 @@ class ClapFiles:
 @pytest.fixture(scope="module")
 def clap_files(tmp_path_factory: pytest.TempPathFactory) -> ClapFiles:
     """A random CLAP built and saved by the real library, laid out as the official file."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     base = tmp_path_factory.mktemp("clap")
     text_dir = write_tiny_roberta_files(base / "roberta-base")
     checkpoint = base / "630k-audioset-fusion-best.pt"
-    module = write_random_checkpoint(checkpoint, text_dir)
-    module.load_ckpt(str(checkpoint), verbose=False)   # the library's own loader accepts the layout
+    with _no_network():
+        module = write_random_checkpoint(checkpoint, text_dir)
+        module.load_ckpt(str(checkpoint), verbose=False)   # the library's own loader accepts the layout
     return ClapFiles(checkpoint, text_dir, module)
 
 
@@ -260,7 +274,7 @@ def encoder(clap_files: ClapFiles):  # -> ClapEncoder (imported lazily)
     """Built as the app builds it: make_encoder("clap"), files found through the environment."""
     from bst_core.encoders import make_encoder
 
-    with pytest.MonkeyPatch.context() as patch:
+    with _no_network() as patch:
         patch.setenv(checkpoints.CHECKPOINT_ENV, str(clap_files.checkpoint))
         patch.setenv(checkpoints.TEXT_FILES_ENV, str(clap_files.text_dir))
         seen: list[Progress] = []

@@ -156,7 +156,10 @@ def test_store_of_another_encoder_is_refused(folder: Path, tmp_path: Path) -> No
 
 def test_progress_reports_each_item(folder: Path, tmp_path: Path) -> None:
     seen: list[Progress] = []
-    extract(read_audio_folder(folder), tmp_path / "store", OfflineEncoder(), batch_size=5, job=Job(seen.append))
+    summary = extract(read_audio_folder(folder), tmp_path / "store", OfflineEncoder(), batch_size=5,
+                      job=Job(seen.append))
     steps = [p for p in seen if p.stage == "extract"]
-    assert [p.done for p in steps] == list(range(0, 13))
+    assert sorted({p.done for p in steps}) == list(range(0, 13))     # every item, in order
+    assert [p.done for p in steps] == sorted(p.done for p in steps)
     assert all(p.total == 12 for p in steps)
+    assert (steps[-1].data["computed"], steps[-1].data["failed"]) == (summary.computed, summary.failed)

@@ -391,3 +391,17 @@ def test_keyboard_audition(qtbot: Any, window: MainWindow, bsd_root: Path) -> No
     qtbot.mouseClick(plot.viewport(), Qt.MouseButton.LeftButton, pos=plot.mapFromScene(target))
     assert window.audition.playing
     assert window.audition.output.position_s == pytest.approx(data.shown_s / 2, abs=0.05)
+
+
+def test_clip_display_helpers() -> None:
+    from bst_gui.clip_panel import envelope, log_frequency
+
+    samples = np.sin(np.linspace(0, 200, 10_000)).astype(np.float32)
+    times, mins, maxs = envelope(samples, 1000, points=100)
+    assert len(times) == len(mins) == len(maxs) == 100
+    assert mins.min() == samples.min() and maxs.max() == samples.max()
+    db = np.tile(np.arange(513, dtype=np.float32)[:, None], (1, 4))   # value = bin number
+    shown = log_frequency(db, 44100, rows=64, fmin=40.0)
+    assert shown.shape == (64, 4)
+    assert np.all(np.diff(shown[:, 0]) >= 0)                            # low → high frequency
+    assert shown[-1, 0] == pytest.approx(512) and shown[0, 0] == pytest.approx(40 / 22050 * 512, rel=1e-3)

@@ -110,6 +110,7 @@ def test_filters(frame: pd.DataFrame) -> None:
     # truth ≠ prediction needs both: 105 has no truth
     assert ids(frame, filter_mask(frame, Filters(disagree=True))) == ["102"]
     assert ids(frame, filter_mask(frame, Filters(truth="ss-n", prediction="ss-u"))) == ["102"]
+    assert ids(frame, filter_mask(frame, Filters(ids=frozenset({"104", "101", "999"})))) == ["101", "104"]
     assert not Filters().active and Filters(disagree=True).active
 
 

@@ -125,3 +125,9 @@ def test_demo_recipes_are_separable_from_audio_alone(encoder: OfflineEncoder) ->
         centroids = np.stack([x[others & (y == c)].mean(axis=0) for c in range(len(keys))])
         hits += int(np.argmin(((centroids - x[i]) ** 2).sum(axis=1)) == y[i])
     assert hits / len(y) > 0.7
+
+
+def test_make_encoder_clap_without_checkpoint_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BST_CLAP_CHECKPOINT", raising=False)
+    with pytest.raises(BadInputError, match="checkpoint"):
+        make_encoder("clap")

@@ -1,0 +1,156 @@
+"""Render the main screens of BST Studio to PNG (offscreen), for the docs and for review.
+
+    python scripts/render_screens.py                   # → docs/screens/*.png
+    python scripts/render_screens.py --out /tmp/shots --work /tmp/bst-demo
+
+Uses the offline demo corpus (synthesized sounds, offline embeddings: no download), a short
+cross-validation and an ensemble prediction, then grabs: the welcome page, the library with a
+selected clip, the results with the confusion matrix (after a cell click), and a running job.
+Also writes the app icon PNGs (packaging/ and bst_gui/icons/) from the SVG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from PySide6.QtCore import QSettings, QSize, Qt  # noqa: E402
+from PySide6.QtGui import QGuiApplication, QImage, QPainter  # noqa: E402
+from PySide6.QtSvg import QSvgRenderer  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZE = QSize(1600, 1000)
+ICON_SIZES = (48, 128, 256)
+
+
+def pump(app: QApplication, seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        app.processEvents()
+        time.sleep(0.005)
+
+
+def wait_job(app: QApplication, window: object, timeout: float = 1800) -> None:
+    start = time.perf_counter()
+    while window.jobs.busy and time.perf_counter() - start < timeout:  # type: ignore[attr-defined]
+        pump(app, 0.05)
+
+
+def save(window: object, path: Path) -> None:
+    pixmap = window.grab()  # type: ignore[attr-defined]
+    pixmap.save(str(path))
+    print(f"wrote {path} ({pixmap.width()}×{pixmap.height()})")
+
+
+def render_icons() -> None:
+    svg = ROOT / "packaging" / "bst-studio.svg"
+    renderer = QSvgRenderer(str(svg))
+    for size in ICON_SIZES:
+        image = QImage(size, size, QImage.Format.Format_ARGB32)
+        image.fill(Qt.GlobalColor.transparent)
+        painter = QPainter(image)
+        renderer.render(painter)
+        painter.end()
+        target = ROOT / "packaging" / f"bst-studio-{size}.png"
+        image.save(str(target))
+        print(f"wrote {target}")
+    (ROOT / "bst_gui" / "icons").mkdir(exist_ok=True)
+    (ROOT / "bst_gui" / "icons" / "bst-studio.svg").write_text(svg.read_text(encoding="utf-8"), encoding="utf-8")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screens")
+    parser.add_argument("--work", type=Path, help="folder for the demo data (default: a temporary one)")
+    parser.add_argument("--folds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=12)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    work = args.work or Path(tempfile.mkdtemp(prefix="bst-screens-"))
+    os.environ.setdefault("BST_CACHE_DIR", str(work / "cache"))
+    os.environ.setdefault("BST_DATA_DIR", str(work / "data"))
+
+    QGuiApplication.setDesktopFileName("bst-studio")
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    from bst_core.training import TrainConfig
+    from bst_gui import style
+    from bst_gui.main_window import MainWindow
+    from bst_gui.playback import AudioOutput
+    from bst_gui.settings import Settings
+
+    style.apply(app)
+    render_icons()
+
+    class _Silent:       # screenshots need no sound device
+        def query_devices(self, kind: str | None = None) -> dict:
+            raise RuntimeError("no device while rendering")
+
+    settings = Settings(QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat))
+    window = MainWindow(settings, AudioOutput(sounddevice=_Silent()))
+    window.show_error = lambda title, message, details="": print(f"ERROR {title}: {message}", file=sys.stderr)
+    window.show_info = lambda title, message: None
+    window.resize(SIZE)
+    window.show()
+    pump(app, 0.5)
+    save(window, args.out / "welcome.png")
+
+    # library with a selection (demo corpus, offline embeddings)
+    window.open_demo()
+    wait_job(app, window)
+    assert window.corpus is not None, "the demo corpus did not open"
+    config = TrainConfig(folds=args.folds, epochs=args.epochs, patience=None)
+    window.start_cross_validation(config, work / "run")
+    wait_job(app, window)
+    assert window.result is not None, "cross-validation did not finish"
+    window.start_prediction()
+    wait_job(app, window)
+    frame = window.library.frame
+    window.library_view.search.setText("")
+    window.library.sort(5, Qt.SortOrder.DescendingOrder)
+    pick = frame.index[(frame["truth"] == "fx-v")]
+    target = str(frame.loc[pick[0], "id"]) if len(pick) else str(frame["id"].iloc[0])
+    window.select_id(target)
+    window.training_dock.raise_()
+    pump(app, 1.5)
+    window.library_view.table.setFocus()
+    save(window, args.out / "library.png")
+
+    # results: the confusion matrix, after a click on an off-diagonal cell
+    oof = window.result.oof
+    errors = oof[oof["truth"] != oof["prediction"]]
+    if len(errors):
+        pair = errors.groupby(["truth", "prediction"]).size().idxmax()
+        window.show_confusion_cell(*pair)
+    window.results_dock.raise_()
+    window.resizeDocks([window.results_dock], [520], Qt.Orientation.Vertical)
+    pump(app, 1.5)
+    save(window, args.out / "results.png")
+
+    # a running job: cross-validation with live curves and the progress bar
+    window.resizeDocks([window.results_dock], [330], Qt.Orientation.Vertical)
+    window.clear_filters()
+    window.start_cross_validation(TrainConfig(folds=5, epochs=60, patience=None, seed=7), work / "run-live")
+    window.training_dock.raise_()
+    start = time.perf_counter()
+    while window.jobs.busy and time.perf_counter() - start < 120:
+        pump(app, 0.2)
+        curves = window.training_curves
+        if curves is not None and curves.folds() and len(curves.points(curves.folds()[-1])) >= 12:
+            break
+    pump(app, 0.5)
+    save(window, args.out / "job.png")
+    window.jobs.cancel()
+    wait_job(app, window)
+    window.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
