@@ -10,6 +10,9 @@ A file whose audio cannot be read never stops the job: its audio vector is zeros
 ``audio_failed`` with the reason in words, and its text vector is computed as for any other item.
 Odd but usable audio (very short, silent, cut to the encoder's maximum length) is ``ok`` with
 the warning kept as the item's ``reason``.
+
+Limitation: an item is keyed by its audio file, so a changed title/tags/description with an
+unchanged file keeps its old text vector; extract into a new store after editing metadata.
 """
 
 from __future__ import annotations
@@ -81,7 +84,10 @@ def _file_state(path: str) -> tuple[int, float]:
 
 
 def _display_name(item_id: str, path: str) -> str:
-    return Path(path).name if path and Path(path).name != item_id else item_id
+    """How a person finds the item: the id when it names the file (a folder source's relative
+    path), else the file name ("12345.wav"), else the id (no file)."""
+    name = Path(path).name if path else ""
+    return item_id if not name or name in item_id else name
 
 
 def extract(corpus: Corpus, store_path: str | os.PathLike[str], encoder: Encoder, *,
@@ -143,9 +149,14 @@ def _add(groups: dict[str, list[str]], reason: str, name: str) -> None:
 
 
 def _decode_item(path: str, encoder: Encoder) -> Decoded:
+    """Decode for the encoder; whatever goes wrong becomes this item's failure, never the job's."""
     if not path:
         return Decoded(np.zeros(0, np.float32), encoder.sample_rate, 0.0, "failed", NO_AUDIO_FILE)
-    return decode(path, encoder.sample_rate, max_seconds=getattr(encoder, "max_seconds", None))
+    try:
+        return decode(path, encoder.sample_rate, max_seconds=getattr(encoder, "max_seconds", None))
+    except Exception as exc:  # decode reports bad files itself; this is for the unforeseen
+        return Decoded(np.zeros(0, np.float32), encoder.sample_rate, 0.0, "failed",
+                       f"could not decode ({type(exc).__name__}: {exc})")
 
 
 def _embed_batch(encoder: Encoder, decoded: Sequence[Decoded]) -> tuple[np.ndarray, list[str], list[str]]:

@@ -120,10 +120,10 @@ def development_report(run_dir: PathLike) -> MetricReport | None:
     table = pooled.per_class.copy()
     for column in ("hP", "hR", "hF", "accuracy"):
         stacked = np.vstack([f.per_class[column].to_numpy(dtype=float) for f in folds])
-        with np.errstate(all="ignore"):
-            all_nan = np.isnan(stacked).all(axis=0)
-            table[column] = np.where(all_nan, np.nan, np.nanmean(np.where(np.isnan(stacked), np.nan, stacked),
-                                                                  axis=0))
+        present = ~np.isnan(stacked)
+        count = present.sum(axis=0)
+        total = np.where(present, stacked, 0.0).sum(axis=0)
+        table[column] = np.divide(total, count, out=np.full(len(total), np.nan), where=count > 0)
     means = {name: float(np.mean([getattr(f, name) for f in folds]))
              for name in ("hP", "hR", "hF", "leaf_accuracy", "top_accuracy", "macro_accuracy",
                           "hierarchical_accuracy")}

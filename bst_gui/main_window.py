@@ -98,6 +98,7 @@ class MainWindow(QMainWindow):
         self.prediction_origin = ""
         self._opened: workflows.Opened | None = None
         self._oof: pd.DataFrame | None = None      # the results' out-of-fold table (confusion → clips)
+        self._opening: Path | None = None
 
         # library (centre) and welcome page
         self.library = LibraryModel(self)
@@ -523,8 +524,10 @@ class MainWindow(QMainWindow):
         if oof is None:
             return self._show_filtered(Filters(truth=truth, prediction=pred))
         chosen = oof.loc[(oof["truth"] == truth) & (oof["prediction"] == pred), "id"].astype(str)
-        return self._show_filtered(Filters(ids=frozenset(chosen)),
-                                   f"truth {truth} → predicted {pred}: {len(chosen)} clips (out-of-fold)")
+        caption = f"truth {truth} → predicted {pred} out-of-fold: {len(chosen)} clips"
+        if not self.prediction_origin.startswith("out-of-fold"):
+            caption += " (the table shows the ensemble's predictions)"
+        return self._show_filtered(Filters(ids=frozenset(chosen)), caption)
 
     def show_class(self, key: str) -> int:
         """Show the clips of a class: by truth when the source is labelled, else by prediction."""
@@ -665,6 +668,9 @@ class MainWindow(QMainWindow):
     def open_source(self, path: str | Path) -> None:
         """Open a dataset/evaluation folder, folder of sounds or CSV (a job)."""
         path = Path(path)
+        if self.jobs.busy and self.jobs.kind == "open" and self._opening == path:
+            return          # the same request twice (a double click): it is already opening
+        self._opening = path
         self._start(f"Open {path.name}", lambda job: workflows.open_with_embeddings(path, job),
                     kind="open", on_success=self._set_opened)
 

@@ -20,10 +20,10 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import QSettings, QSize, Qt  # noqa: E402
-from PySide6.QtGui import QGuiApplication, QImage, QPainter  # noqa: E402
-from PySide6.QtSvg import QSvgRenderer  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtCore import QSettings, QSize, Qt
+from PySide6.QtGui import QGuiApplication, QImage, QPainter
+from PySide6.QtSvg import QSvgRenderer
+from PySide6.QtWidgets import QApplication
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = QSize(1600, 1000)
@@ -70,7 +70,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screens")
     parser.add_argument("--work", type=Path, help="folder for the demo data (default: a temporary one)")
     parser.add_argument("--folds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=30)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     work = args.work or Path(tempfile.mkdtemp(prefix="bst-screens-"))
@@ -101,7 +101,7 @@ def main() -> int:
     pump(app, 0.5)
     save(window, args.out / "welcome.png")
 
-    # library with a selection (demo corpus, offline embeddings)
+    # the demo corpus (offline embeddings) and a short cross-validation
     window.open_demo()
     wait_job(app, window)
     assert window.corpus is not None, "the demo corpus did not open"
@@ -109,11 +109,27 @@ def main() -> int:
     window.start_cross_validation(config, work / "run")
     wait_job(app, window)
     assert window.result is not None, "cross-validation did not finish"
+
+    # results: the confusion matrix, after a click on an off-diagonal cell (table: out-of-fold)
+    oof = window.result.oof
+    errors = oof[oof["truth"] != oof["prediction"]]
+    if len(errors):
+        pair = errors.groupby(["truth", "prediction"]).size().idxmax()
+        window.show_confusion_cell(*pair)
+    window.results_dock.raise_()
+    window.resize(SIZE.width(), 1250)
+    window.resizeDocks([window.results_dock], [760], Qt.Orientation.Vertical)
+    pump(app, 1.5)
+    save(window, args.out / "results.png")
+
+    # library with a selected clip, after predicting with the run's ensemble (attention weights)
+    window.resize(SIZE)
+    window.resizeDocks([window.results_dock], [330], Qt.Orientation.Vertical)
     window.start_prediction()
     wait_job(app, window)
+    window.clear_filters()
     frame = window.library.frame
-    window.library_view.search.setText("")
-    window.library.sort(5, Qt.SortOrder.DescendingOrder)
+    window.library_view.table.sortByColumn(5, Qt.SortOrder.DescendingOrder)
     pick = frame.index[(frame["truth"] == "fx-v")]
     target = str(frame.loc[pick[0], "id"]) if len(pick) else str(frame["id"].iloc[0])
     window.select_id(target)
@@ -122,20 +138,7 @@ def main() -> int:
     window.library_view.table.setFocus()
     save(window, args.out / "library.png")
 
-    # results: the confusion matrix, after a click on an off-diagonal cell
-    oof = window.result.oof
-    errors = oof[oof["truth"] != oof["prediction"]]
-    if len(errors):
-        pair = errors.groupby(["truth", "prediction"]).size().idxmax()
-        window.show_confusion_cell(*pair)
-    window.results_dock.raise_()
-    window.resizeDocks([window.results_dock], [520], Qt.Orientation.Vertical)
-    pump(app, 1.5)
-    save(window, args.out / "results.png")
-
     # a running job: cross-validation with live curves and the progress bar
-    window.resizeDocks([window.results_dock], [330], Qt.Orientation.Vertical)
-    window.clear_filters()
     window.start_cross_validation(TrainConfig(folds=5, epochs=60, patience=None, seed=7), work / "run-live")
     window.training_dock.raise_()
     start = time.perf_counter()

@@ -193,6 +193,34 @@ def test_long_file_is_capped_without_reading_it_all(tmp_path: Path, monkeypatch:
     assert sum(requested) == 30 * sr and max(requested) <= audio._BLOCK_FRAMES
 
 
+def test_two_hour_wav_costs_only_the_cap(tmp_path: Path) -> None:
+    """A real 2-hour 44.1 kHz WAV header over a sparse file (no disk space, no write time):
+    decoding with max_seconds=30 reads 30 s and never holds the 2 hours in memory."""
+    import struct
+    import tracemalloc
+
+    frames = 2 * 3600 * SR
+    data_bytes = frames * 2
+    header = (b"RIFF" + struct.pack("<I", 36 + data_bytes) + b"WAVE"
+              + b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, SR, SR * 2, 2, 16)
+              + b"data" + struct.pack("<I", data_bytes))
+    path = tmp_path / "two_hours.wav"
+    with path.open("wb") as handle:
+        handle.write(header)
+        handle.truncate(len(header) + data_bytes)
+    assert audio.probe(path).duration_s == 7200.0
+    tracemalloc.start()
+    try:
+        out = audio.decode(path, 48_000, max_seconds=30)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert out.status == "ok" and len(out.samples) == 30 * 48_000
+    assert out.duration_s == 7200.0
+    assert out.warning == "truncated to first 30.0 s (file is 2 h 0 min); digital silence"
+    assert peak < 40e6            # the whole file as float32 would be 1.27 GB
+
+
 def test_durations_read_like_words() -> None:
     assert audio.format_duration(0.005) == "5 ms"
     assert audio.format_duration(7200) == "2 h 0 min"

@@ -50,12 +50,12 @@ def test_extract_records_failures_and_keeps_text(folder: Path, tmp_path: Path) -
     text = summary.format()
     assert text.splitlines()[0] == "computed 9, reused 0, failed 3"
     assert summary.failures == {
-        "empty file": ["empty.wav (0 bytes)"],
-        "not an audio file": ["notes.wav"],
-        "truncated or corrupt audio": ["full.wav (libsndfile: Error in WAV file. No 'data' chunk marker.)"],
+        "empty file": ["bad/empty.wav (0 bytes)"],
+        "not an audio file": ["bad/notes.wav"],
+        "truncated or corrupt audio": ["bad/full.wav (libsndfile: Error in WAV file. No 'data' chunk marker.)"],
     }
-    assert "  failed: empty file (1):\n    empty.wav (0 bytes)" in text
-    assert summary.warnings == {"very short": ["click.wav (5 ms)"], "digital silence": ["silence.wav"]}
+    assert "  failed: empty file (1):\n    bad/empty.wav (0 bytes)" in text
+    assert summary.warnings == {"very short": ["odd/click.wav (5 ms)"], "digital silence": ["odd/silence.wav"]}
 
     store = EmbeddingStore.open(tmp_path / "store")
     items = store.items().set_index("id")
@@ -130,7 +130,7 @@ def test_failing_batch_is_retried_one_by_one(folder: Path, tmp_path: Path) -> No
     assert items.loc["odd/click.wav", "status"] == "ok"                   # saved by the retry
     assert items.loc["odd/silence.wav", "status"] == "audio_failed"
     assert items.loc["odd/silence.wav", "reason"] == "audio encoder failed (ValueError: cannot embed silence)"
-    assert summary.failures["audio encoder failed"] == ["silence.wav (ValueError: cannot embed silence)"]
+    assert summary.failures["audio encoder failed"] == ["odd/silence.wav (ValueError: cannot embed silence)"]
     assert summary.computed == 8
 
 

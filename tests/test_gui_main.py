@@ -213,7 +213,8 @@ def test_cross_validation_then_confusion_cell_shows_exactly_those_clips(qtbot: A
     assert count == int((oof["truth"] == truth).sum())
 
 
-def test_relabel_keys_write_the_database_and_undo(qtbot: Any, window: MainWindow, bsd_root: Path) -> None:
+def test_relabel_keys_write_the_database_and_undo(qtbot: Any, window: MainWindow, bsd_root: Path,
+                                                  tmp_path: Path) -> None:
     if window.relabel is None:
         pytest.skip("bst_gui.relabel not available")
     open_source(qtbot, window, bsd_root)
@@ -230,6 +231,14 @@ def test_relabel_keys_write_the_database_and_undo(qtbot: Any, window: MainWindow
     qtbot.keyClick(table, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert window.workspace.label_of(first) == ""
     assert window.library.record(first)["edited"] == ""
+    qtbot.keyClick(table, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert window.workspace.label_of(first) == "fx-o"
+
+    from bst_core.workspace import read_labels_csv
+
+    exported = read_labels_csv(window.export_labels(tmp_path / "labels.csv"))
+    assert exported.set_index("id").loc[first, "edited_label"] == "fx-o"
+    assert len(exported) == len(window.corpus)
 
 
 # --- predict + export ------------------------------------------------------------------------------------

@@ -131,3 +131,21 @@ def test_make_encoder_clap_without_checkpoint_says_what_to_do(monkeypatch: pytes
     monkeypatch.delenv("BST_CLAP_CHECKPOINT", raising=False)
     with pytest.raises(BadInputError, match="checkpoint"):
         make_encoder("clap")
+
+
+# ---------------------------------------------------------------------- the text the encoder reads
+@pytest.mark.parametrize(("title", "tags", "description", "expected"), [
+    ("Rain", "water storm", "Heavy rain.", "Rain water storm Heavy rain."),
+    ("  Rain\n", "water,storm;  wet", "", "Rain water storm wet"),
+    ("", "['cafe', 'people talking']", None, "cafe people talking"),
+    (float("nan"), "", "<p>Recorded with a &quot;Zoom&quot;<br>on the roof &amp; deck</p>",
+     'Recorded with a "Zoom" on the roof & deck'),
+    ("5 < 6 & 7 > 3", "", "a<b>bold</b>word", "5 < 6 & 7 > 3 aboldword"),
+    ("Café", "Straße 名前", "", "Café Straße 名前"),
+    ("", "", "", ""),
+])
+def test_text_for_orders_cleans_and_skips_empty_fields(title: object, tags: object, description: object,
+                                                      expected: str) -> None:
+    from bst_core.text import text_for
+
+    assert text_for(title, tags, description) == expected
