@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -82,7 +83,20 @@ def bench_library(app: QApplication, tmp: Path, rows: int, compare_proxy: bool) 
     print(f"open {len(corpus):,} sounds → rows painted                      {opened * 1000:8.1f} ms")
     window.background.cancel()
 
-    query = "dog bark -rain"
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.full(NUM_CLASSES, 0.3), size=len(corpus))
+    from bst_core.taxonomy import CLASS_KEYS
+
+    start = time.perf_counter()
+    window.library.set_predictions(corpus.ids, [CLASS_KEYS[i] for i in probs.argmax(axis=1)], probs.max(axis=1),
+                                   probs)
+    table.viewport().repaint()
+    print(f"set predictions of {len(corpus):,} sounds (+ probabilities)         "
+          f"{(time.perf_counter() - start) * 1000:8.1f} ms")
+
+    query = "drum loop -ambience"
     times = []
     for k in range(1, len(query) + 1):
         start = time.perf_counter()
@@ -98,6 +112,12 @@ def bench_library(app: QApplication, tmp: Path, rows: int, compare_proxy: bool) 
         table.viewport().repaint()
         print(f"  query {text!r:<28s} {(time.perf_counter() - start) * 1000:8.1f} ms  "
               f"({window.library.rowCount():,} rows)")
+
+    start = time.perf_counter()
+    window.library.set_edited({corpus.ids[3]: "fx-o"})
+    table.viewport().repaint()
+    print(f"an edited label shown in the table (35k rows)                  "
+          f"{(time.perf_counter() - start) * 1000:8.1f} ms")
 
     for column, name in ((1, "title"), (3, "truth")):
         start = time.perf_counter()
@@ -183,7 +203,13 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--skip-jobs", action="store_true")
+    parser.add_argument("--switch-interval", type=float,
+                        help="sys.setswitchinterval in seconds (default: what bst-studio sets)")
     args = parser.parse_args()
+    from bst_gui.jobs import UI_SWITCH_INTERVAL_S
+
+    sys.setswitchinterval(args.switch_interval or UI_SWITCH_INTERVAL_S)
+    print(f"GIL switch interval {sys.getswitchinterval() * 1000:g} ms")
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
         os.environ.setdefault("BST_CACHE_DIR", str(tmp / "cache"))

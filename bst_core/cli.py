@@ -260,8 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", metavar="PATH", help="CLAP checkpoint (else $BST_CLAP_CHECKPOINT, "
                    "else the user data folder)")
     p.add_argument("--download-checkpoint", action="store_true",
-                   help="allow downloading the CLAP checkpoint (~2 GB) and the roberta-base tokenizer files "
-                        "(~1.4 MB) into the user data folder, once")
+                   help="allow downloading the CLAP checkpoint and the roberta-base tokenizer files "
+                        "into the user data folder, once")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--batch-size", type=int, default=16)
     _add_common(p)

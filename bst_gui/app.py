@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from bst_gui import style
+    from bst_gui.jobs import tune_interpreter_for_ui
     from bst_gui.main_window import MainWindow
     from bst_gui.settings import APPLICATION, ORGANIZATION
 
@@ -57,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     QApplication.setDesktopFileName("bst-studio")
     app = QApplication.instance() or QApplication([sys.argv[0]])
     style.apply(app)
+    tune_interpreter_for_ui()
     icon = Path(__file__).with_name("icons") / "bst-studio.svg"
     if icon.is_file():
         app.setWindowIcon(QIcon(str(icon)))

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, QPointF, QRectF, QRunnable, Qt, QThreadPool, Signal
-from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent
+from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent, QTextDocumentFragment
 from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
 from bst_core import audio, taxonomy
@@ -200,6 +200,14 @@ class AttentionBar(QWidget):
                          f"audio {audio_w / total:.0%}")
         painter.drawText(pad, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight,
                          f"text {text_w / total:.0%}")
+
+
+def plain_text(text: str) -> str:
+    """Freesound descriptions hold HTML (``<b>``, ``<a href>``, ``<br>``): show the words only."""
+    text = text.strip()
+    if ("<" in text and ">" in text) or "&" in text:
+        text = QTextDocumentFragment.fromHtml(text).toPlainText().strip()
+    return text
 
 
 def chip(key: str) -> str:
@@ -390,7 +398,7 @@ class ClipPanel(QWidget):
             parts.append(f"Edited {chip(str(record['edited']))}")
         self.labels.setText("&nbsp;&nbsp;&nbsp;".join(parts))
         self.tags.setText(str(record.get("tags", "")) or "—")
-        description = str(record.get("description", "")).strip()
+        description = plain_text(str(record.get("description", "")))
         self.description.setText(description[:800] + ("…" if len(description) > 800 else "") or "—")
         self.set_probabilities(probs, str(record["truth"]))
         self.attention.set_weights(attention)

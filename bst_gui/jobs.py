@@ -12,13 +12,14 @@ from __future__ import annotations
 import contextlib
 import importlib
 import re
+import sys
 import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from PySide6.QtCore import QEventLoop, QObject, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QEventLoop, QObject, Qt, QThread, QTimer, Signal, Slot
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
 from bst_core.errors import BstError
@@ -42,6 +43,16 @@ hundred ms at a time (C extension set-up), which would freeze the UI while a job
 imported once at start-up instead, in a background thread, while the person picks a source."""
 
 _warm_up: threading.Thread | None = None
+
+UI_SWITCH_INTERVAL_S = 0.001
+"""How long a job thread may hold the GIL while the UI thread waits for it (Python's default is
+5 ms). Each Python callback of a repaint (``data()``, pyqtgraph items) may wait that long while a
+job computes, so a shorter interval keeps repaints during jobs short (benchmarks/bench_gui.py)."""
+
+
+def tune_interpreter_for_ui() -> None:
+    """Process-wide: hand the GIL to the UI thread sooner (see :data:`UI_SWITCH_INTERVAL_S`)."""
+    sys.setswitchinterval(UI_SWITCH_INTERVAL_S)
 
 
 def warm_up_imports(modules: Sequence[str] = WARM_UP_MODULES) -> threading.Thread:
@@ -150,6 +161,7 @@ class JobRunner(QObject):
         self._thread: QThread | None = None
         self._worker: _Worker | None = None
         self._on_success: Callable[[Any], None] | None = None
+        self._retired: set[QThread] = set()
 
     @property
     def busy(self) -> bool:
@@ -196,17 +208,26 @@ class JobRunner(QObject):
         return not self.busy
 
     def _end(self) -> tuple[str, Callable[[Any], None] | None]:
+        """Forget the finished job; its thread winds down on its own (never waited for here)."""
         title, on_success = self.title, self._on_success
         thread, worker = self._thread, self._worker
         self._thread = self._worker = None
         self._on_success = None
-        if thread is not None:
+        if thread is not None and worker is not None:
+            self._retired.add(thread)
+            thread.finished.connect(worker.deleteLater)
+            thread.finished.connect(lambda: self._retire(thread))
             thread.quit()
-            thread.wait()
-            thread.deleteLater()
-        if worker is not None:
-            worker.deleteLater()
         return title, on_success
+
+    def _retire(self, thread: QThread) -> None:
+        self._retired.discard(thread)
+        thread.deleteLater()
+
+    def shutdown(self, timeout_ms: int = 10000) -> None:
+        """Wait for the threads of finished jobs to wind down (before the app quits)."""
+        for thread in list(self._retired):
+            thread.wait(timeout_ms)
 
     def _succeeded(self, result: Any) -> None:
         title, on_success = self._end()
@@ -233,17 +254,27 @@ class JobRunner(QObject):
 
 
 class JobStatusWidget(QWidget):
-    """Status-bar strip: job title and stage, progress bar, time left, Cancel."""
+    """Status-bar strip: job title and stage, progress bar, time left, Cancel.
+
+    Every part has a fixed width (long texts are elided, the full text is the tooltip), so a
+    progress report repaints the strip without re-laying out the window.
+    """
+
+    LABEL_WIDTH = 380
+    ETA_WIDTH = 120
 
     def __init__(self, runner: JobRunner, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.runner = runner
         self.label = QLabel()
+        self.label.setFixedWidth(self.LABEL_WIDTH)
+        self.label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.bar = QProgressBar()
-        self.bar.setFixedWidth(180)
+        self.bar.setFixedWidth(160)
         self.bar.setTextVisible(False)
         self.eta = QLabel()
         self.eta.setObjectName("muted")
+        self.eta.setFixedWidth(self.ETA_WIDTH)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip("Stop the job at its next safe point; finished work is kept")
         self.cancel_button.clicked.connect(self._cancel)
@@ -259,8 +290,13 @@ class JobStatusWidget(QWidget):
         runner.finished.connect(lambda _title: self.hide())
         self.hide()
 
+    def _set_label(self, text: str) -> None:
+        metrics = self.label.fontMetrics()
+        self.label.setText(metrics.elidedText(text, Qt.TextElideMode.ElideRight, self.LABEL_WIDTH - 4))
+        self.label.setToolTip(text)
+
     def _started(self, title: str) -> None:
-        self.label.setText(title)
+        self._set_label(title)
         self.bar.setRange(0, 0)
         self.eta.setText("")
         self.cancel_button.setEnabled(True)
@@ -274,7 +310,7 @@ class JobStatusWidget(QWidget):
 
     def show_progress(self, progress: Progress) -> None:
         stage = progress.stage + (f" · {progress.message}" if progress.message else "")
-        self.label.setText(f"{self.runner.title}: {stage}")
+        self._set_label(f"{self.runner.title}: {stage}")
         fraction = overall_fraction(progress)
         if fraction is None:
             self.bar.setRange(0, 0)

@@ -39,7 +39,8 @@ from bst_core.jobs import Progress
 from bst_core.library_query import Filters, library_frame
 from bst_core.training import CrossValResult, TrainConfig
 from bst_gui import workflows
-from bst_gui.clip_panel import ClipData, ClipLoader, ClipPanel
+from bst_gui.audition import AuditionController
+from bst_gui.clip_panel import ClipPanel
 from bst_gui.jobs import JobRunner, JobStatusWidget, warm_up_imports
 from bst_gui.library_model import LibraryModel
 from bst_gui.library_view import LibraryView
@@ -48,7 +49,6 @@ from bst_gui.run_dialogs import ExtractDialog, ExtractOptions, TrainDialog
 from bst_gui.settings import Settings
 from bst_gui.welcome import OPEN_ACTIONS, WelcomePage
 
-AUTOPLAY_DEBOUNCE_MS = 150
 WARM_UP_DELAY_MS = 300
 APP_TITLE = "BST Studio"
 
@@ -130,14 +130,7 @@ class MainWindow(QMainWindow):
         self.background = JobRunner(self)           # quiet work: durations of the files
         self.job_status = JobStatusWidget(self.jobs)
         self.audition = Audition(audio_output if audio_output is not None else AudioOutput(), self)
-        self.loader = ClipLoader(self.audition.samplerate, self)
-        self._autoplay_next = False
-        self._autoplay_pending = False
         self._probe_frame: pd.DataFrame | None = None
-        self._debounce = QTimer(self)
-        self._debounce.setSingleShot(True)
-        self._debounce.setInterval(AUTOPLAY_DEBOUNCE_MS)
-        self._debounce.timeout.connect(self._current_settled)
 
         # status bar
         self.source_label = QLabel()
@@ -149,8 +142,14 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.silent_label)
         self.silent_label.setVisible(not self.audition.output.available)
         self.silent_label.setToolTip(self.audition.output.reason)
+        # The status bar is as tall as the job strip from the start: a job appearing or ending must
+        # not resize the docks (re-laying out the plots stalls the UI for tens of ms).
+        self.statusBar().setFixedHeight(self.job_status.sizeHint().height() + 6)
 
         self._create_actions()
+        self.audition_controller = AuditionController(self.library, self.library_view, self.clip_panel,
+                                                      self.audition, self.autoplay_action.isChecked, self)
+        self.loader = self.audition_controller.loader
         relabel_class = _optional_widget("relabel", "RelabelController")
         self.relabel = relabel_class(self) if relabel_class else None
         legend_class = _optional_widget("relabel", "KeyLegend")
@@ -233,8 +232,9 @@ class MainWindow(QMainWindow):
                                                  "Clear the search and every filter")
 
         self.play_action = self._action("Play / stop", self.toggle_play, "Space", "Play or stop the selected clip")
-        self.stop_action = self._action("Stop", self.audition.stop, "Left", "Stop playback")
-        self.replay_action = self._action("Replay", self._replay, "Right", "Play the clip again from the start")
+        self.stop_action = self._action("Stop", lambda: self.audition.stop(), "Left", "Stop playback")
+        self.replay_action = self._action("Replay", lambda: self.audition_controller.replay(), "Right",
+                                          "Play the clip again from the start")
         table = self.library_view.table
         self.next_action = self._action("Next sound", lambda: self.advance(1), "Down",
                                         context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
@@ -351,12 +351,7 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         self.welcome.open_requested.connect(self.ask_and_open)
         self.welcome.recent_requested.connect(self.open_source)
-        self.library_view.current_changed.connect(self._current_changed)
-        self.library_view.activated.connect(lambda _id: self.audition.replay())
-        self.library_view.table.pressed.connect(self._arm_autoplay)
-        self.loader.loaded.connect(self._clip_loaded)
-        self.clip_panel.seek_requested.connect(self._seek)
-        self.audition.position_changed.connect(self.clip_panel.set_playhead)
+        self.library_view.activated.connect(lambda _id: self.audition_controller.replay())
         self.audition.state_changed.connect(
             lambda playing: self.play_action.setText("Stop" if playing else "Play / stop"))
         self.audition.silent.connect(self._say_silent)
@@ -445,19 +440,23 @@ class MainWindow(QMainWindow):
             self.settings.set_last_folder("checkpoint", options.checkpoint)
         return options
 
-    def ask_export_options(self) -> dict | None:
+    def ask_export(self) -> Path | None:
+        """The export dialog: it checks the label as it is typed and writes through
+        :meth:`export_package`, showing refusals inline; the package folder, or None."""
+        from bst_core.submission import submission_frame, validate_submission
+
         dialog_class = _optional_widget("export_dialog", "ExportDialog")
-        if dialog_class is None:
+        if dialog_class is None or self.predicted is None or self.corpus is None:
             self.show_error("Export", "The export dialog is not available in this build; use `bst export`.")
             return None
-        dialog = dialog_class(self, label=self.settings.last_folder("export_label"),
-                              out_dir=self.settings.last_folder("export"))
+        frame, eval_ids = submission_frame(self.predicted.predictions), self.corpus.ids
+        dialog = dialog_class(
+            self, settings=self.settings.store,
+            check=lambda label: validate_submission(frame, eval_ids, label),
+            export=lambda out_dir, label, authors: self.export_package(out_dir, label, authors=authors))
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return None
-        options = dict(dialog.options())
-        self.settings.set_last_folder("export", options.get("out_dir", ""))
-        self.settings.set_last_folder("export_label", options.get("label", ""))
-        return options
+        return dialog.written_path
 
     def confirm_close_during_job(self) -> bool:
         answer = QMessageBox.question(
@@ -511,7 +510,7 @@ class MainWindow(QMainWindow):
         row = 0 if not index.isValid() else min(max(index.row() + step, 0), rows - 1)
         if index.isValid() and row == index.row():
             return
-        self._autoplay_next = True
+        self.audition_controller.arm()
         self.library_view.select_row(row)
 
     def show_confusion_cell(self, truth: str, pred: str) -> int:
@@ -561,7 +560,7 @@ class MainWindow(QMainWindow):
         self.library.set_edited(self.workspace.edited_labels() if self.workspace is not None else {})
         current = self.current_id()
         if current is not None and (ids is None or current in set(ids)):
-            self._show_record(current)
+            self.audition_controller.show_record(current)
 
     def _focus_search(self) -> None:
         self.library_view.search.setFocus()
@@ -569,82 +568,9 @@ class MainWindow(QMainWindow):
 
     # --- audition -------------------------------------------------------------------------------------
 
-    def _arm_autoplay(self) -> None:
-        self._autoplay_next = True
-
-    def _current_changed(self, sound_id: str) -> None:
-        autoplay, self._autoplay_next = self._autoplay_next, False
-        self._show_record(sound_id)
-        self.audition.set_clip(sound_id, None)
-        record = self.library.record(sound_id) if sound_id else None
-        path = str(record["audio_path"]) if record is not None else ""
-        if not sound_id:
-            self.clip_panel.show_audio(None)
-            return
-        if not path:
-            self.clip_panel.show_audio(None, note="No audio file for this sound: it can be classified but "
-                                                  "not played.")
-            return
-        cached = self.loader.cached(path)
-        if cached is not None:
-            self._clip_loaded(path, cached)
-        else:
-            self.clip_panel.show_audio(None, loading=True)
-        self._autoplay_pending = autoplay and self.autoplay_action.isChecked()
-        self._debounce.start()
-
-    def _show_record(self, sound_id: str) -> None:
-        record = self.library.record(sound_id) if sound_id else None
-        self.clip_panel.show_record(record, self.library.probabilities(sound_id) if sound_id else None,
-                                    self.library.attention_of(sound_id) if sound_id else None)
-
-    def _current_path(self) -> str:
-        sound_id = self.current_id()
-        record = self.library.record(sound_id) if sound_id else None
-        return str(record["audio_path"]) if record is not None else ""
-
-    def _current_settled(self) -> None:
-        """The selection rested for a moment: load its audio, auto-play when asked."""
-        path = self._current_path()
-        if path:
-            data = self.loader.request(path)
-            if data is not None:
-                self._clip_loaded(path, data)
-        if self._autoplay_pending and self.current_id():
-            self._autoplay_pending = False
-            self.audition.request_play(self.current_id() or "")
-
-    def _clip_loaded(self, path: str, data: ClipData) -> None:
-        if path != self._current_path():
-            return
-        self.clip_panel.show_audio(data)
-        self.audition.set_clip(self.current_id() or "", data.samples if data.ok else None)
-
     def toggle_play(self) -> None:
-        sound_id = self.current_id()
-        if sound_id is None:
-            return
-        path = self._current_path()
-        if path and self.loader.cached(path) is None:
-            self.loader.request(path)
-        if self.audition.clip_id != sound_id:
-            cached = self.loader.cached(path) if path else None
-            self.audition.set_clip(sound_id, cached.samples if cached is not None and cached.ok else None)
-        self.audition.toggle()
-
-    def _replay(self) -> None:
-        sound_id = self.current_id()
-        if sound_id is None:
-            return
-        path = self._current_path()
-        if path and self.loader.cached(path) is None:
-            self.loader.request(path)
-        self.audition.request_play(sound_id, 0.0)
-
-    def _seek(self, seconds: float) -> None:
-        self.audition.seek(seconds)
-        if not self.audition.playing:
-            self.audition.play(seconds)
+        """Space: play or stop the current clip."""
+        self.audition_controller.toggle()
 
     def _loop_toggled(self, on: bool) -> None:
         self.audition.set_loop(on)
@@ -903,7 +829,7 @@ class MainWindow(QMainWindow):
         self.predictions_changed.emit()
         current = self.current_id()
         if current:
-            self._show_record(current)
+            self.audition_controller.show_record(current)
         self.statusBar().showMessage(f"Predicted {len(p.ids):,} sounds with {predicted.n_models} fold models.", 10000)
 
     # --- export ---------------------------------------------------------------------------------------------
@@ -913,41 +839,15 @@ class MainWindow(QMainWindow):
             self.show_error("Export", "Predict the evaluation folder with a run first (Analysis › Predict "
                                       "with run), then export.")
             return
-        options = self.ask_export_options()
-        if options is None:
-            return
-        try:
-            package = self.export_package(options["out_dir"], options["label"], authors=options.get("authors"))
-        except BadInputError as exc:
-            self.show_error("The package was not written", str(exc))
-            return
-        self.show_info("Package written", f"The submission package was written and validated:\n{package}")
+        package = self.ask_export()
+        if package is not None:
+            self.show_info("Package written", f"The submission package was written and validated:\n{package}")
 
     def export_package(self, out_dir: str | Path, label: str, *, authors: list[dict] | None = None) -> Path:
         """Write and validate the challenge package of the current ensemble prediction."""
-        from bst_core.pipeline import development_report
-        from bst_core.runs import RunFolder
-        from bst_core.submission import validate_package_dir, write_package
-
         if self.predicted is None or self.corpus is None:
             raise BadInputError("Nothing to export yet: open the evaluation folder and predict it with a run.")
-        predicted, eval_ids = self.predicted, self.corpus.ids
-        config = RunFolder(predicted.run_dir).config
-        per_model = predicted.parameters // max(1, predicted.n_models)
-        system = {"description": {
-            "machine_learning_method": (
-                f"HATR ({config.mode} mode: embedding encoders, attention fusion, residual head); ensemble "
-                f"(mean of probabilities) of {predicted.n_models} cross-validation fold models of "
-                f"{per_model:,} parameters each"),
-            "data_augmentation": "noise + random masking" if config.augment else "none",
-        }}
-        package = write_package(out_dir, label, predicted.predictions, eval_ids,
-                                dev_report=development_report(predicted.run_dir),
-                                total_parameters=int(predicted.parameters), system=system, authors=authors)
-        problems = validate_package_dir(package, eval_ids)
-        if problems:
-            raise BadInputError(f"The package {package} was written but does not validate:\n"
-                                + "\n".join(f"- {p}" for p in problems))
+        package = workflows.export_package(self.predicted, self.corpus.ids, out_dir, label, authors=authors)
         self.statusBar().showMessage(f"Package written: {package}", 12000)
         return package
 
@@ -1044,12 +944,13 @@ class MainWindow(QMainWindow):
             self.jobs.wait(120_000)
         self.background.cancel()
         self.background.wait(10_000)
+        self.jobs.shutdown()
+        self.background.shutdown()
         for dock, visible in self._dock_visibility.items():   # save the library page's layout
             dock.setVisible(visible)
         self.settings.save_window(self.saveGeometry(), self.saveState())
         self.settings.sync()
-        self.audition.close()
-        self.loader.wait(5000)
+        self.audition_controller.close()
         if self.workspace is not None:
             self.workspace.close()
             self.workspace = None

@@ -202,6 +202,11 @@ class Audition(QObject):
     def loop(self) -> bool:
         return self.output.buffer.loop
 
+    @property
+    def loaded(self) -> bool:
+        """The current clip's samples are there (it can play at once)."""
+        return self._samples is not None
+
     def set_loop(self, on: bool) -> None:
         self.output.buffer.loop = bool(on)
 

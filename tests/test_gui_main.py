@@ -244,7 +244,8 @@ def test_relabel_keys_write_the_database_and_undo(qtbot: Any, window: MainWindow
 # --- predict + export ------------------------------------------------------------------------------------
 
 def test_predict_evaluation_folder_and_export_a_valid_package(qtbot: Any, window: MainWindow, eval_root: Path,
-                                                              trained_run: Path, tmp_path: Path) -> None:
+                                                              trained_run: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     from bst_core.submission import read_submission_csv, validate_package_dir
 
     open_source(qtbot, window, eval_root)
@@ -266,6 +267,29 @@ def test_predict_evaluation_folder_and_export_a_valid_package(qtbot: Any, window
 
     with pytest.raises(BadInputError):
         window.export_package(tmp_path / "out2", "not a label")
+
+    # the Export action's dialog writes through export_package; a bad label is refused inline
+    from PySide6.QtWidgets import QDialog
+
+    from bst_gui import export_dialog
+
+    answers = iter(["bad label!", "Tester_BST_task1_2"])
+    refused: list[bool] = []
+
+    def fill_and_accept(dialog: Any) -> int:
+        dialog.folder_edit.setText(str(tmp_path / "via-dialog"))
+        for label in answers:
+            dialog.label_edit.setText(label)
+            if dialog.try_accept():
+                return QDialog.DialogCode.Accepted
+            refused.append(True)
+        return QDialog.DialogCode.Rejected
+
+    monkeypatch.setattr(export_dialog.ExportDialog, "exec", fill_and_accept)
+    written = window.ask_export()
+    assert refused == [True]
+    assert written == tmp_path / "via-dialog" / "task1" / "Tester_BST_task1_2"
+    assert validate_package_dir(written, window.corpus.ids) == []
 
 
 # --- cancel, close, errors ------------------------------------------------------------------------------
@@ -325,6 +349,7 @@ def test_job_errors_become_readable_messages(qtbot: Any) -> None:
     assert failures[-1][1] == "/data/x.csv has no sound_id column. Use the original file."
     assert failures[-1][2] == ""
     assert describe_error(PermissionError(13, "denied", "/x"))[0].startswith("Permission denied")
+    runner.shutdown()
 
 
 def test_progress_helpers() -> None:
@@ -371,7 +396,7 @@ def test_keyboard_audition(qtbot: Any, window: MainWindow, bsd_root: Path) -> No
     window.library_view.select_row(0)
     table.setFocus()
     first = window.current_id()
-    qtbot.waitUntil(lambda: window.audition.clip_id == first and window.audition._samples is not None,
+    qtbot.waitUntil(lambda: window.audition.clip_id == first and window.audition.loaded,
                     timeout=10_000)
     qtbot.keyClick(table, Qt.Key.Key_Space)
     assert window.audition.playing
@@ -402,8 +427,11 @@ def test_keyboard_audition(qtbot: Any, window: MainWindow, bsd_root: Path) -> No
     assert window.audition.output.position_s == pytest.approx(data.shown_s / 2, abs=0.05)
 
 
-def test_clip_display_helpers() -> None:
-    from bst_gui.clip_panel import envelope, log_frequency
+def test_clip_display_helpers(qtbot: Any) -> None:
+    from bst_gui.clip_panel import envelope, log_frequency, plain_text
+
+    assert plain_text("<p>Truck, recorded <b>close</b>.<br>More at <a href='x'>here</a> &amp; there</p>") == \
+        "Truck, recorded close.\nMore at here & there"
 
     samples = np.sin(np.linspace(0, 200, 10_000)).astype(np.float32)
     times, mins, maxs = envelope(samples, 1000, points=100)
