@@ -267,11 +267,9 @@ class ClipPanel(QWidget):
         self.audio_state.setWordWrap(True)
 
         self.waveform = _plot(84)
-        self._wave_top = pg.PlotDataItem(pen=pg.mkPen(style.WAVEFORM, width=1))
-        self._wave_bottom = pg.PlotDataItem(pen=pg.mkPen(style.WAVEFORM, width=1))
-        self._wave_fill = pg.FillBetweenItem(self._wave_top, self._wave_bottom, brush=pg.mkBrush(style.WAVEFORM))
-        for item in (self._wave_top, self._wave_bottom, self._wave_fill):
-            self.waveform.addItem(item)
+        # one vertical min→max stroke per envelope point (denser than the pixels: reads as filled)
+        self._wave = pg.PlotCurveItem(pen=pg.mkPen(style.WAVEFORM, width=1))
+        self.waveform.addItem(self._wave)
         self.waveform.setYRange(-1, 1)
         self.spectrogram = _plot(110)
         self._image = pg.ImageItem(axisOrder="row-major")
@@ -419,8 +417,7 @@ class ClipPanel(QWidget):
         self.data = data
         self.set_playhead(0.0)
         if data is None or not data.ok:
-            self._wave_top.setData([], [])
-            self._wave_bottom.setData([], [])
+            self._wave.setData([], [])
             self._image.clear()
             if data is not None:
                 self._set_audio_state(f"Cannot play this file: {data.reason}.", "error")
@@ -429,8 +426,9 @@ class ClipPanel(QWidget):
             else:
                 self._set_audio_state(note, "muted")
             return
-        self._wave_top.setData(data.env_times, data.env_max)
-        self._wave_bottom.setData(data.env_times, data.env_min)
+        strokes = np.empty(2 * len(data.env_min), dtype=np.float32)
+        strokes[0::2], strokes[1::2] = data.env_min, data.env_max
+        self._wave.setData(np.repeat(data.env_times, 2), strokes, connect="pairs")
         peak = float(max(np.abs(data.env_min).max(initial=0), np.abs(data.env_max).max(initial=0), 1e-3))
         self.waveform.setYRange(-peak, peak, padding=0.05)
         self.waveform.setXRange(0, max(data.shown_s, 1e-3), padding=0)

@@ -161,7 +161,7 @@ class JobRunner(QObject):
         self._thread: QThread | None = None
         self._worker: _Worker | None = None
         self._on_success: Callable[[Any], None] | None = None
-        self._retired: set[QThread] = set()
+        self._retired: dict[QThread, _Worker | None] = {}
 
     @property
     def busy(self) -> bool:
@@ -208,26 +208,32 @@ class JobRunner(QObject):
         return not self.busy
 
     def _end(self) -> tuple[str, Callable[[Any], None] | None]:
-        """Forget the finished job; its thread winds down on its own (never waited for here)."""
+        """Forget the finished job; its thread winds down on its own (never waited for here).
+
+        The thread and its worker stay referenced until the thread has finished (Python owns
+        both; dropping them earlier would delete a running QThread).
+        """
         title, on_success = self.title, self._on_success
         thread, worker = self._thread, self._worker
         self._thread = self._worker = None
         self._on_success = None
-        if thread is not None and worker is not None:
-            self._retired.add(thread)
-            thread.finished.connect(worker.deleteLater)
-            thread.finished.connect(lambda: self._retire(thread))
+        if thread is not None:
+            self._retired[thread] = worker
+            thread.finished.connect(self._release_finished)   # queued: runs on the UI thread
             thread.quit()
         return title, on_success
 
-    def _retire(self, thread: QThread) -> None:
-        self._retired.discard(thread)
-        thread.deleteLater()
+    @Slot()
+    def _release_finished(self) -> None:
+        for thread in [t for t in self._retired if t.isFinished()]:
+            thread.wait()
+            del self._retired[thread]
 
     def shutdown(self, timeout_ms: int = 10000) -> None:
         """Wait for the threads of finished jobs to wind down (before the app quits)."""
         for thread in list(self._retired):
             thread.wait(timeout_ms)
+        self._release_finished()
 
     def _succeeded(self, result: Any) -> None:
         title, on_success = self._end()
@@ -260,7 +266,7 @@ class JobStatusWidget(QWidget):
     progress report repaints the strip without re-laying out the window.
     """
 
-    LABEL_WIDTH = 380
+    LABEL_WIDTH = 340
     ETA_WIDTH = 120
 
     def __init__(self, runner: JobRunner, parent: QWidget | None = None) -> None:

@@ -29,7 +29,7 @@ from bst_gui.library_model import COLUMNS, LibraryModel
 
 SEARCH_HINT = "Search  ·  words  -exclude  class:fx-o  top:ss  pred:ss-u  conf>0.5"
 COLUMN_WIDTHS = {"id": 90, "title": 260, "duration_s": 64, "truth": 62, "prediction": 74,
-                 "confidence": 58, "top": 42, "edited": 60, "status": 70}
+                 "confidence": 66, "top": 42, "edited": 60, "status": 70}
 
 
 def colour_icon(hex_colour: str, size: int = 12) -> QIcon:
