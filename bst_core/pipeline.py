@@ -61,6 +61,12 @@ class Prediction:
     predictions: object  # bst_core.ensemble.Predictions
     n_models: int
     parameters_per_model: int
+    run_dir: Path
+
+    @property
+    def parameters(self) -> int:
+        """All fold models together (the submission's ``total_parameters``)."""
+        return self.parameters_per_model * self.n_models
 
     def frame(self) -> pd.DataFrame:
         """Submission columns, then the 23 class probabilities and, if labelled, the truth."""
@@ -83,7 +89,7 @@ def predict(run_dir: PathLike, source: PathLike | Corpus, *, store: PathLike | N
     corpus = source if isinstance(source, Corpus) else load_source(source, store=store, job=job)
     jobs.check(job)
     predictions = ensemble.predict(corpus, job=job)
-    return Prediction(corpus, predictions, len(ensemble.models), ensemble.parameters_per_model)
+    return Prediction(corpus, predictions, len(ensemble.models), ensemble.parameters_per_model, Path(run_dir))
 
 
 def write_predictions_csv(prediction: Prediction, out: PathLike, *, with_probabilities: bool = False) -> Path:
@@ -131,27 +137,38 @@ def development_report(run_dir: PathLike) -> MetricReport | None:
                         dropped=pooled.dropped, n=pooled.n)
 
 
-def export(run_dir: PathLike, eval_source: PathLike | Corpus, label: str, out_dir: PathLike, *,
-           store: PathLike | None = None, authors: list[dict] | None = None,
-           job: Job | None = None) -> Path:
-    """Predict the evaluation set with the run's ensemble and write the validated package."""
+def write_submission(prediction: Prediction, label: str, out_dir: PathLike, *,
+                     authors: list[dict] | None = None) -> Path:
+    """Write the challenge package of an ensemble prediction of the evaluation set, then re-read
+    and validate what is on disk. BadInputError lists every problem (nothing invalid is written)."""
     from bst_core.runs import RunFolder
-    from bst_core.submission import write_package
+    from bst_core.submission import validate_package_dir, write_package
 
-    prediction = predict(run_dir, eval_source, store=store, job=job)
-    config = RunFolder(run_dir).config
-    per_model = prediction.parameters_per_model
+    config = RunFolder(prediction.run_dir).config
     system = {"description": {
         "machine_learning_method": (
             f"HATR ({config.mode} mode: embedding encoders, attention fusion, residual head); "
             f"ensemble (mean of probabilities) of {prediction.n_models} cross-validation fold models "
-            f"of {per_model:,} parameters each"),
+            f"of {prediction.parameters_per_model:,} parameters each"),
         "data_augmentation": "noise + random masking" if config.augment else "none",
     }}
-    return write_package(out_dir, label, prediction.predictions, prediction.corpus.ids,  # type: ignore[arg-type]
-                         dev_report=development_report(run_dir),
-                         total_parameters=per_model * prediction.n_models,
-                         system=system, authors=authors)
+    eval_ids = prediction.corpus.ids
+    package = write_package(out_dir, label, prediction.predictions, eval_ids,  # type: ignore[arg-type]
+                            dev_report=development_report(prediction.run_dir),
+                            total_parameters=prediction.parameters, system=system, authors=authors)
+    problems = validate_package_dir(package, eval_ids)
+    if problems:
+        raise BadInputError(f"The package {package} was written but does not validate:\n"
+                            + "\n".join(f"- {p}" for p in problems))
+    return package
+
+
+def export(run_dir: PathLike, eval_source: PathLike | Corpus, label: str, out_dir: PathLike, *,
+           store: PathLike | None = None, authors: list[dict] | None = None,
+           job: Job | None = None) -> Path:
+    """Predict the evaluation set with the run's ensemble and write the validated package."""
+    prediction = predict(run_dir, eval_source, store=store, job=job)
+    return write_submission(prediction, label, out_dir, authors=authors)
 
 
 def extract(source: PathLike, store: PathLike, *, encoder: str = "offline", checkpoint: PathLike | None = None,

@@ -37,6 +37,7 @@ from bst_core.corpus import Corpus, empty_table
 from bst_core.errors import BadInputError
 from bst_core.jobs import Progress
 from bst_core.library_query import Filters, library_frame
+from bst_core.pipeline import Prediction
 from bst_core.training import CrossValResult, TrainConfig
 from bst_gui import workflows
 from bst_gui.audition import AuditionController
@@ -94,7 +95,7 @@ class MainWindow(QMainWindow):
         self.result: CrossValResult | None = None
         self.run_metrics: dict | None = None
         self.predictions: Any = None                # bst_core.ensemble.Predictions
-        self.predicted: workflows.Predicted | None = None
+        self.predicted: Prediction | None = None
         self.prediction_origin = ""
         self._opened: workflows.Opened | None = None
         self._oof: pd.DataFrame | None = None      # the results' out-of-fold table (confusion → clips)
@@ -818,7 +819,7 @@ class MainWindow(QMainWindow):
         return self._start(f"Predict with {run_dir.name}", lambda job: workflows.predict(run_dir, corpus, job),
                            kind="predict", on_success=self._predicted)
 
-    def _predicted(self, predicted: workflows.Predicted) -> None:
+    def _predicted(self, predicted: Prediction) -> None:
         p = predicted.predictions
         self.predicted = predicted
         self.predictions = p
@@ -847,7 +848,7 @@ class MainWindow(QMainWindow):
         """Write and validate the challenge package of the current ensemble prediction."""
         if self.predicted is None or self.corpus is None:
             raise BadInputError("Nothing to export yet: open the evaluation folder and predict it with a run.")
-        package = workflows.export_package(self.predicted, self.corpus.ids, out_dir, label, authors=authors)
+        package = workflows.export_package(self.predicted, out_dir, label, authors=authors)
         self.statusBar().showMessage(f"Package written: {package}", 12000)
         return package
 

@@ -163,53 +163,18 @@ def oof_predictions(oof: pd.DataFrame) -> tuple[list[str], list[str], np.ndarray
             pd.to_numeric(oof["score"], errors="coerce").to_numpy(dtype=np.float64), probs)
 
 
-@dataclass
-class Predicted:
-    """An ensemble prediction of the open source."""
+def predict(run_dir: PathLike, corpus: Corpus, job: Job | None = None):
+    """The ensemble of ``run_dir`` over the open source (a ``bst_core.pipeline.Prediction``)."""
+    from bst_core.pipeline import predict as predict_with_run
 
-    predictions: object          # bst_core.ensemble.Predictions
-    run_dir: Path
-    n_models: int
-    parameters: int              # all fold models together (the submission's total_parameters)
+    return predict_with_run(run_dir, corpus, job=job)
 
 
-def predict(run_dir: PathLike, corpus: Corpus, job: Job | None = None) -> Predicted:
-    from bst_core.ensemble import Ensemble
+def export_package(predicted, out_dir: PathLike, label: str, *, authors: list[dict] | None = None) -> Path:
+    """Write and validate the challenge package of an ensemble prediction (``pipeline.write_submission``)."""
+    from bst_core.pipeline import write_submission
 
-    ensemble = Ensemble.from_run(run_dir)
-    jobs.check(job)
-    predictions = ensemble.predict(corpus, job=job)
-    return Predicted(predictions, Path(run_dir), len(ensemble.models), ensemble.parameters)
-
-
-def export_package(predicted: Predicted, eval_ids: list[str], out_dir: PathLike, label: str, *,
-                   authors: list[dict] | None = None) -> Path:
-    """Write the challenge package of an ensemble prediction and validate what was written.
-
-    The development results come from the run's metrics (``pipeline.development_report``), the
-    parameter count is that of all fold models. BadInputError lists every problem.
-    """
-    from bst_core.pipeline import development_report
-    from bst_core.runs import RunFolder
-    from bst_core.submission import validate_package_dir, write_package
-
-    config = RunFolder(predicted.run_dir).config
-    per_model = predicted.parameters // max(1, predicted.n_models)
-    system = {"description": {
-        "machine_learning_method": (
-            f"HATR ({config.mode} mode: embedding encoders, attention fusion, residual head); ensemble "
-            f"(mean of probabilities) of {predicted.n_models} cross-validation fold models of "
-            f"{per_model:,} parameters each"),
-        "data_augmentation": "noise + random masking" if config.augment else "none",
-    }}
-    package = write_package(out_dir, label, predicted.predictions, eval_ids,  # type: ignore[arg-type]
-                            dev_report=development_report(predicted.run_dir),
-                            total_parameters=int(predicted.parameters), system=system, authors=authors)
-    problems = validate_package_dir(package, eval_ids)
-    if problems:
-        raise BadInputError(f"The package {package} was written but does not validate:\n"
-                            + "\n".join(f"- {p}" for p in problems))
-    return package
+    return write_submission(predicted, label, out_dir, authors=authors)
 
 
 def probe_durations(audio_paths: np.ndarray, job: Job | None = None, batch: int = 256) -> np.ndarray:
