@@ -416,6 +416,19 @@ def _make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device)
     return torch.optim.Adam(model.parameters(), lr=config.lr)
 
 
+def warm_up(device: str = "cpu") -> None:
+    """One tiny training step and one prediction, so torch's first-call costs (lazy imports and
+    kernel set-up that hold the GIL for ~0.1 s) are paid now rather than inside a job. Leaves the
+    global random state untouched. The GUI calls this in a background thread at start-up."""
+    with torch.random.fork_rng(devices=[]):
+        model = HATR("both", 8, 8, hidden=8).to(device)
+        optimizer = _make_optimizer(model, TrainConfig(device=device), torch.device(device))
+        logits, _ = model(torch.randn(4, 8, device=device), torch.randn(4, 8, device=device))
+        nn.CrossEntropyLoss()(logits, torch.zeros(4, dtype=torch.long, device=device)).backward()
+        optimizer.step()
+        predict_probs(model, torch.randn(2, 8, device=device), torch.randn(2, 8, device=device))
+
+
 def _train_fold(k: int, train: np.ndarray, val: np.ndarray, test: np.ndarray, data: _Data,
                 config: TrainConfig, encoder: EncoderInfo, run_dir: Path, fingerprint: str,
                 device: torch.device, job: Job | None) -> _FoldResult:

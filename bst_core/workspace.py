@@ -32,7 +32,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -40,6 +40,7 @@ import pandas as pd
 from bst_core import paths
 from bst_core.atomic import atomic_open
 from bst_core.errors import BadInputError
+from bst_core.submission import PredictionsLike
 from bst_core.taxonomy import CLASS_KEYS
 
 FORMAT = "bst-workspace"
@@ -61,17 +62,6 @@ CREATE TABLE IF NOT EXISTS edits (
 );
 CREATE INDEX IF NOT EXISTS edits_batch ON edits (batch_id, state);
 """
-
-
-class PredictionsLike(Protocol):
-    """Predictions with ids, labels and scores (``bst_core.ensemble.Predictions`` fits)."""
-
-    @property
-    def ids(self) -> Sequence[str]: ...
-    @property
-    def labels(self) -> Sequence[str]: ...
-    @property
-    def scores(self) -> np.ndarray: ...
 
 
 def default_path(source: str | os.PathLike[str]) -> Path:

@@ -63,6 +63,10 @@ def warm_up_imports(modules: Sequence[str] = WARM_UP_MODULES) -> threading.Threa
             for name in modules:
                 with contextlib.suppress(Exception):   # a missing optional module is not an error here
                     importlib.import_module(name)
+            with contextlib.suppress(Exception):       # torch's first training step: ~0.1 s GIL holds
+                from bst_core.training import warm_up
+
+                warm_up()
 
         _warm_up = threading.Thread(target=run, name="bst-warm-up", daemon=True)
         _warm_up.start()

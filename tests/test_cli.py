@@ -135,3 +135,39 @@ def test_cli_subprocess_exit_codes(tmp_path: Path) -> None:
     assert bad.returncode == EXIT_BAD_INPUT
     assert "does not exist" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_extract_then_train_predict_export_with_stores(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Sources without shipped embeddings: `bst extract` makes stores that train/export accept."""
+    from bst_core.demo import make_demo
+
+    demo = make_demo(tmp_path / "demo", n_per_class=12, n_eval_per_class=2)
+    dev_store, eval_store = tmp_path / "dev.store", tmp_path / "eval.store"
+    assert main(["extract", str(demo.dataset), "--out", str(dev_store), "-q"]) == EXIT_OK
+    first = capsys.readouterr().out
+    assert f"computed {12 * 23}, reused 0, failed 0" in first
+    assert main(["extract", str(demo.dataset), "--out", str(dev_store), "-q"]) == EXIT_OK
+    assert f"computed 0, reused {12 * 23}, failed 0" in capsys.readouterr().out  # resumable: nothing redone
+    assert main(["extract", str(demo.evaluation), "--out", str(eval_store), "-q"]) == EXIT_OK
+    extract_out = capsys.readouterr().out
+    assert "failed 1" in extract_out and "empty file" in extract_out  # the demo's 0-byte file, named
+
+    run = tmp_path / "run"
+    assert main(["train", str(demo.dataset), "--store", str(dev_store), "--out", str(run), "--folds", "2",
+                 "--epochs", "3", "--batch-size", "16", "-q"]) == EXIT_OK
+    # The shipped-embedding layout is absent, so the store is required: without it, a clear refusal.
+    assert main(["export", str(run), str(demo.evaluation), "--label", LABEL, "--out", str(tmp_path / "x"),
+                 "-q"]) == EXIT_BAD_INPUT
+    assert "bst extract" in capsys.readouterr().err
+    out = tmp_path / "sub"
+    assert main(["export", str(run), str(demo.evaluation), "--store", str(eval_store), "--label", LABEL,
+                 "--out", str(out), "-q"]) == EXIT_OK
+    package = out / "task1" / LABEL
+    frame = pd.read_csv(package / f"{LABEL}.output.csv", dtype={"id": str})
+    meta_ids = pd.read_csv(next((demo.evaluation / "metadata").glob("*_metadata.csv")), dtype=str,
+                           keep_default_na=False)["anonymous_id"].tolist()
+    assert frame["id"].tolist() == meta_ids  # the 0-byte file too: its audio vector is zeros, text kept
+    # A store that does not cover the source is refused before any training.
+    assert main(["train", str(demo.dataset), "--store", str(eval_store), "--out", str(tmp_path / "r2"),
+                 "-q"]) == EXIT_BAD_INPUT
+    assert "bst extract" in capsys.readouterr().err
