@@ -119,7 +119,7 @@ class ExtractDialog(QDialog):
         self.checkpoint.setPlaceholderText("630k-audioset-fusion-best.pt (empty: look in the usual places)")
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
-        self.download = QCheckBox("Download the checkpoint from Hugging Face if it is missing (about 2.4 GB)")
+        self.download = QCheckBox("Download the checkpoint from Hugging Face if it is missing (a large file, once)")
         self.clap.toggled.connect(self._update)
         note = QLabel("Embeddings are stored in the app's cache, never in your folder. Stopping keeps every "
                       "finished batch; running again computes only the rest.")
