@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from bst_core import jobs
-from bst_core.corpus import Corpus
+from bst_core.corpus import CLAP_ENCODER, Corpus
 from bst_core.errors import BadInputError
 from bst_core.jobs import Job
 from bst_core.metrics import MetricReport
@@ -137,6 +137,14 @@ def development_report(run_dir: PathLike) -> MetricReport | None:
                         dropped=pooled.dropped, n=pooled.n)
 
 
+def _input_rate(encoder) -> str:
+    from bst_core.encoders.offline import OFFLINE_ENCODER, SAMPLE_RATE
+
+    if encoder == OFFLINE_ENCODER:
+        return f"{SAMPLE_RATE / 1000:g}kHz (the offline encoder resamples the audio)"
+    return f"as required by {encoder.label}"
+
+
 def write_submission(prediction: Prediction, label: str, out_dir: PathLike, *,
                      authors: list[dict] | None = None) -> Path:
     """Write the challenge package of an ensemble prediction of the evaluation set, then re-read
@@ -144,8 +152,18 @@ def write_submission(prediction: Prediction, label: str, out_dir: PathLike, *,
     from bst_core.runs import RunFolder
     from bst_core.submission import validate_package_dir, write_package
 
-    config = RunFolder(prediction.run_dir).config
+    run = RunFolder(prediction.run_dir)
+    config = run.config
+    description: dict[str, str] = {}
+    if run.encoder != CLAP_ENCODER:  # never describe other embeddings as CLAP
+        description.update(
+            input_sampling_rate=_input_rate(run.encoder),
+            audio_representation=f"{run.encoder.label} audio features (not CLAP)",
+            text_representation=f"{run.encoder.label} text features of title, tags and description (not CLAP)",
+            external_data_usage="none",
+        )
     system = {"description": {
+        **description,
         "machine_learning_method": (
             f"HATR ({config.mode} mode: embedding encoders, attention fusion, residual head); "
             f"ensemble (mean of probabilities) of {prediction.n_models} cross-validation fold models "

@@ -171,3 +171,19 @@ def test_extract_then_train_predict_export_with_stores(tmp_path: Path, capsys: p
     assert main(["train", str(demo.dataset), "--store", str(eval_store), "--out", str(tmp_path / "r2"),
                  "-q"]) == EXIT_BAD_INPUT
     assert "bst extract" in capsys.readouterr().err
+
+
+def test_package_of_offline_embeddings_is_not_described_as_clap(tmp_path: Path) -> None:
+    """The meta.yaml names the encoder the run really used."""
+    import yaml
+
+    from bst_core.demo import run_demo
+    from bst_core.training import TrainConfig
+
+    result = run_demo(tmp_path / "demo", n_per_class=12, n_eval_per_class=1,
+                      config=TrainConfig(folds=2, epochs=2, batch_size=16))
+    meta = yaml.safe_load(next(result.package.glob("*.meta.yaml")).read_text())
+    description = meta["system"]["description"]
+    assert "offline-logmel-ngram" in description["audio_representation"]
+    assert "not CLAP" in description["audio_representation"]
+    assert description["external_data_usage"] == "none"
