@@ -76,17 +76,17 @@ def epoch_seconds(corpus: Corpus, *, fused: bool, epochs: int = 3) -> tuple[floa
     return per_epoch, n_train
 
 
-def ensemble_seconds(n: int = EVALUATION_ITEMS, folds: int = 5, repeats: int = 3) -> float:
+def ensemble_seconds(n: int = EVALUATION_ITEMS, folds: int = 5, repeats: int = 3, precision: str = "fp32") -> float:
     """Best-of-``repeats`` time of a 5-model ensemble predicting ``n`` items."""
     torch.manual_seed(0)
     models = [HATR("both", 512, 512) for _ in range(folds)]
     ensemble = Ensemble(models, CLAP_ENCODER)
     corpus = synthetic_corpus(n, seed=1)
-    ensemble.predict(corpus)  # warm-up
+    ensemble.predict(corpus, precision=precision)  # warm-up
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        ensemble.predict(corpus)
+        ensemble.predict(corpus, precision=precision)
         times.append(time.perf_counter() - start)
     return min(times)
 
@@ -117,7 +117,9 @@ def main(argv: list[str] | None = None) -> None:
         name = "fused Adam" if fused else "plain Adam"
         print(f"our loop, {name:10s}: {seconds:.2f} s/epoch (train {n_train} + validation), "
               f"{n_train / seconds:,.0f} training samples/s")
-    print(f"ensemble of 5 fold models on {EVALUATION_ITEMS} items: {ensemble_seconds():.3f} s")
+    for precision in ("fp32", "bf16"):
+        print(f"ensemble of 5 fold models on {EVALUATION_ITEMS} items, {precision}: "
+              f"{ensemble_seconds(precision=precision):.3f} s")
     if args.full:
         full_run_seconds(corpus)
 

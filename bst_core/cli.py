@@ -132,7 +132,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     job, bars = _job(args)
     try:
-        prediction = pipeline.predict(args.run, args.source, store=args.store, job=job)
+        prediction = pipeline.predict(args.run, args.source, store=args.store, job=job, precision=args.precision)
     finally:
         bars.close()
     _print_notes(prediction.corpus.notes)
@@ -146,7 +146,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     job, bars = _job(args)
     try:
-        package = pipeline.export(args.run, args.eval_root, args.label, args.out, store=args.store, job=job)
+        package = pipeline.export(args.run, args.eval_root, args.label, args.out, store=args.store, job=job,
+                                  precision=args.precision)
     finally:
         bars.close()
     print(f"wrote and validated {package}")
@@ -182,6 +183,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # --- parser --------------------------------------------------------------------------------------
+
+def _add_precision(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="fp32 (default): exact; bf16: about 2x faster on CPUs with AVX-512 BF16, "
+                        "probabilities differ slightly")
+
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -235,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="PRED.csv")
     p.add_argument("--store", metavar="STORE", help="embedding store for sources without shipped embeddings")
     p.add_argument("--probabilities", action="store_true", help="append the 23 class probabilities")
+    _add_precision(p)
     _add_common(p)
     p.set_defaults(func=cmd_predict)
 
@@ -244,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label", required=True, help="e.g. Lastname_Abbrev_task1_1")
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--store", metavar="STORE", help="embedding store of the evaluation folder")
+    _add_precision(p)
     _add_common(p)
     p.set_defaults(func=cmd_export)
 

@@ -22,6 +22,9 @@ from bst_core.jobs import Job
 from bst_core.model import HATR, count_parameters, predict_probs
 from bst_core.taxonomy import CLASS_KEYS
 
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
+"""Inference precisions: fp32 (default, exact) or bf16 autocast (faster, slightly different)."""
+
 
 @dataclass
 class Predictions:
@@ -94,16 +97,24 @@ class Ensemble:
         return {"folds": self.folds, "mode": self.mode, "encoder": self.encoder.to_dict(),
                 "parameters": self.parameters, "source": self.source}
 
-    def predict(self, corpus: Corpus, job: Job | None = None) -> Predictions:
-        """Mean of the fold models' softmax over ``corpus``; refuses other encoders or dimensions."""
+    def predict(self, corpus: Corpus, job: Job | None = None, *, precision: str = "fp32") -> Predictions:
+        """Mean of the fold models' softmax over ``corpus``; refuses other encoders or dimensions.
+
+        ``precision="bf16"`` runs the models under bfloat16 autocast: about twice as fast on CPUs
+        with AVX-512 BF16, but probabilities differ slightly from fp32 (the default, exact).
+        """
+        if precision not in PRECISIONS:
+            raise BadInputError(f"Unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}.")
         audio, text = self._inputs(corpus)
         n = len(corpus)
         total = np.zeros((n, len(CLASS_KEYS)), dtype=np.float64)
         attention = np.zeros((n, 2), dtype=np.float64) if self.mode == "both" else None
+        model_device = next(self.models[0].parameters()).device
         for i, model in enumerate(self.models):
             jobs.check(job)
             jobs.report(job, "predict", i, len(self.models), f"fold model {i + 1} of {len(self.models)}")
-            probs, attn = predict_probs(model, audio, text)
+            with torch.autocast(model_device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                probs, attn = predict_probs(model, audio, text)
             total += probs.double().cpu().numpy()
             if attention is not None and attn is not None:
                 attention += attn.double().cpu().numpy()

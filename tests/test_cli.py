@@ -81,6 +81,13 @@ def test_predict_writes_submission_format(trained_run: Path, eval_root: Path, tm
     assert tuple(frame.columns[:3]) == SUBMISSION_COLUMNS
     assert frame.shape[1] == 3 + 23
     assert (frame.iloc[:, 3:].sum(axis=1) - 1).abs().max() < 1e-4
+    fast_out = tmp_path / "pred-bf16.csv"
+    assert main(["predict", str(trained_run), str(eval_root), "--out", str(fast_out), "--precision", "bf16",
+                 "-q"]) == 0
+    fast = pd.read_csv(fast_out, dtype={"id": str})
+    assert fast["id"].tolist() == frame["id"].tolist()
+    agree = (fast["predicted_bst_second_level_class"] == frame["predicted_bst_second_level_class"]).mean()
+    assert agree >= 0.9
 
 
 def test_invalid_label_is_refused_and_nothing_written(trained_run: Path, eval_root: Path, tmp_path: Path,

@@ -107,3 +107,15 @@ def test_a_run_without_finished_folds_is_refused(run_dir: Path, tmp_path: Path) 
     (tmp_path / "run.json").write_text((run_dir / "run.json").read_text())
     with pytest.raises(BadInputError, match="no trained fold models"):
         Ensemble.from_run(tmp_path)
+
+
+def test_bf16_precision_is_opt_in_and_close_to_fp32(run_dir: Path) -> None:
+    ensemble = Ensemble.from_run(run_dir)
+    corpus = make_corpus(seed=3)
+    exact = ensemble.predict(corpus)
+    fast = ensemble.predict(corpus, precision="bf16")
+    assert np.abs(fast.probs - exact.probs).max() < 0.05
+    assert np.mean(np.array(fast.labels) == np.array(exact.labels)) >= 0.9
+    assert np.array_equal(ensemble.predict(corpus).probs, exact.probs)  # fp32 is the default, repeatable
+    with pytest.raises(BadInputError, match="precision"):
+        ensemble.predict(corpus, precision="fp8")
