@@ -1,4 +1,7 @@
-"""The ``bst`` command line: train, evaluate, predict, export, extract, demo.
+"""The ``bst`` command line: train, evaluate, predict, export, validate, extract, demo.
+
+Every command is a thin caller of :mod:`bst_core.pipeline`; choices and defaults come from
+:mod:`bst_core.config`.
 
 Set ``BST_DEBUG=1`` to see the full traceback of an unexpected error.
 
@@ -14,9 +17,22 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+import numpy as np
+import pandas as pd
+
 from bst_core import __version__
+from bst_core.config import (
+    DEFAULT_ENCODER,
+    DEFAULT_PRECISION,
+    ENCODER_NAMES,
+    MISSING_AUDIO,
+    MODES,
+    PRECISIONS,
+    TrainConfig,
+)
 from bst_core.errors import BadInputError
 from bst_core.jobs import Cancelled, Job, Progress
+from bst_core.metrics import ABSENT_MODES
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
 
@@ -72,53 +88,56 @@ def _print_notes(notes: Sequence[str]) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from bst_core import pipeline
     from bst_core.metrics import format_per_class, format_table
-    from bst_core.training import TrainConfig
 
     config = TrainConfig(mode=args.mode, folds=args.folds, seed=args.seed, epochs=args.epochs,
                          batch_size=args.batch_size, lr=args.lr,
                          patience=None if args.patience == 0 else args.patience,
                          augment=args.augment, label_smoothing=args.label_smoothing,
-                         only_fold=args.only_fold, device=args.device, absent=args.absent)
+                         only_fold=args.only_fold, device=args.device, absent=args.absent,
+                         missing_audio=args.missing_audio)
     config.validate()
     job, bars = _job(args)
     try:
-        corpus = pipeline.load_source(args.dataset, store=args.store, job=job)
+        corpus = pipeline.open_source(args.dataset, store=args.store, require_embeddings=True, job=job)
         _print_notes(corpus.notes)
-        from bst_core.training import cross_validate
-
-        result = cross_validate(corpus, args.out, config, job=job)
+        result = pipeline.cross_validate(corpus, args.out, config, job=job)
     finally:
         bars.close()
-    print(format_table(result.fold_reports, title=f"{len(result.fold_reports)} fold(s), mode {config.mode}"))
+    print(format_table(result.fold_reports, title=f"{len(result.folds)} fold(s), mode {config.mode}, "
+                                                   f"{result.dataset_label}"))
     if args.per_class:
         print(format_per_class(result.report))
     if result.reused:
         print(f"reused finished fold(s) {', '.join(map(str, result.reused))} from {args.out}")
-    print(f"run folder: {args.out} ({result.status})")
+    missing = f"; missing fold(s) {', '.join(map(str, result.missing_folds))}" if result.missing_folds else ""
+    print(f"run folder: {args.out} ({result.status}{missing})")
     return EXIT_OK
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from bst_core.metrics import evaluate, format_per_class, format_table
+    from bst_core import pipeline
+    from bst_core.metrics import format_per_class, format_table
+    from bst_core.predictions import Predictions
     from bst_core.submission import read_submission_csv, read_truth_csv
+    from bst_core.taxonomy import CLASS_INDEX, CLASS_KEYS
 
     truth = read_truth_csv(args.truth)
     pred = read_submission_csv(args.pred)
-    truth_ids = truth["id"].astype(str)
-    if truth_ids.duplicated().any():
-        raise BadInputError(f"{args.truth}: id {truth_ids[truth_ids.duplicated()].iloc[0]!r} appears "
-                            "more than once; each id needs exactly one true class.")
     pred_ids = pred["id"].astype(str)
     if pred_ids.duplicated().any():
         raise BadInputError(f"{args.pred}: id {pred_ids[pred_ids.duplicated()].iloc[0]!r} is predicted "
                             "more than once; keep one row per id.")
-    by_id = dict(zip(pred_ids, pred["predicted_bst_second_level_class"].astype(str), strict=True))
-    missing = [i for i in truth_ids if i not in by_id]
-    if missing:
-        raise BadInputError(f"{args.pred}: {len(missing)} id(s) of {args.truth} have no prediction "
-                            f"(e.g. {', '.join(missing[:3])}); predict every id.")
-    report = evaluate(truth["class"].astype(str).tolist(), [by_id[i] for i in truth_ids],
-                      lam=args.lam, absent=args.absent)
+    labels = pred["predicted_bst_second_level_class"].astype(str)
+    unknown = labels[~labels.isin(CLASS_INDEX)]
+    if len(unknown):
+        raise BadInputError(f"{args.pred}: {len(unknown)} prediction(s) are not BST classes "
+                            f"(e.g. {unknown.iloc[0]!r}); use the 23 second-level class keys.")
+    probs = np.zeros((len(pred), len(CLASS_KEYS)))
+    probs[np.arange(len(pred)), labels.map(CLASS_INDEX).to_numpy(int)] = 1.0
+    predictions = Predictions(pred_ids.tolist(), probs)
+    report = pipeline.score(predictions, pd.Series(truth["class"].astype(str).to_numpy(),
+                                                   index=truth["id"].astype(str)),
+                            lam=args.lam, absent=args.absent, source=str(args.truth))
     if args.json:
         print(json.dumps(report.to_dict(), allow_nan=False))
     else:
@@ -132,27 +151,52 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     job, bars = _job(args)
     try:
-        prediction = pipeline.predict(args.run, args.source, store=args.store, job=job, precision=args.precision)
+        corpus = pipeline.open_source(args.source, store=args.store, require_embeddings=True, job=job)
+        predictions = pipeline.predict(args.run, corpus, precision=args.precision, job=job)
     finally:
         bars.close()
-    _print_notes(prediction.corpus.notes)
-    out = pipeline.write_predictions_csv(prediction, args.out, with_probabilities=args.probabilities)
-    print(f"predicted {len(prediction.corpus)} item(s) with {prediction.n_models} fold model(s) → {out}")
+    _print_notes(corpus.notes)
+    out = pipeline.write_predictions_csv(predictions, args.out, probabilities=args.probabilities)
+    text_only = f"; {predictions.text_only_count} from text only (audio not decoded)" \
+        if predictions.text_only_count else ""
+    print(f"predicted {len(predictions)} item(s) with {predictions.n_models} fold model(s){text_only} → {out}")
     return EXIT_OK
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from bst_core import pipeline
+    from bst_core.submission import check_label
 
+    check_label(args.label)
     job, bars = _job(args)
     try:
-        package = pipeline.export(args.run, args.eval_root, args.label, args.out, store=args.store, job=job,
-                                  precision=args.precision)
+        corpus = pipeline.open_source(args.eval_root, store=args.store, require_embeddings=True, job=job)
+        package = pipeline.export(args.run, corpus, args.label, args.out, allow_partial=args.allow_partial,
+                                  precision=args.precision, job=job)
     finally:
         bars.close()
+    _print_notes(corpus.notes)
     print(f"wrote and validated {package}")
     for path in sorted(package.iterdir()):
         print(f"  {path.name}")
+    return EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from bst_core import pipeline
+    from bst_core.submission import validate_package
+
+    eval_ids = None
+    if args.eval_root:
+        eval_ids = pipeline.open_source(args.eval_root).ids
+    problems = validate_package(args.package, eval_ids)
+    if problems:
+        print(f"bst validate: {args.package} has {len(problems)} problem(s):", file=sys.stderr)
+        for problem in problems:
+            print(f"- {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    checked = f" against the {len(eval_ids)} ids of {args.eval_root}" if eval_ids is not None else ""
+    print(f"{args.package} is a valid package{checked}")
     return EXIT_OK
 
 
@@ -161,12 +205,14 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
     job, bars = _job(args)
     try:
-        summary = pipeline.extract(args.source, args.out, encoder=args.encoder, checkpoint=args.checkpoint,
-                                   device=args.device, allow_download=args.download_checkpoint,
-                                   batch_size=args.batch_size, job=job)
+        corpus = pipeline.open_source(args.source, job=job)
+        extracted = pipeline.extract(corpus, encoder=args.encoder, store=args.out, checkpoint=args.checkpoint,
+                                     device=args.device, allow_download=args.download_checkpoint,
+                                     batch_size=args.batch_size, job=job)
     finally:
         bars.close()
-    print(summary.format())
+    print(extracted.summary.format())
+    print(f"store: {extracted.corpus.store}")
     return EXIT_OK
 
 
@@ -178,14 +224,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         result = run_demo(args.out, job=job)
     finally:
         bars.close()
-    print(result.format() if hasattr(result, "format") else result)
+    print(result.format())
     return EXIT_OK
 
 
 # --- parser --------------------------------------------------------------------------------------
 
 def _add_precision(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+    p.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION,
                    help="fp32 (default): exact; bf16: about 2x faster on CPUs with AVX-512 BF16, "
                         "probabilities differ slightly")
 
@@ -207,20 +253,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder to write (resumes if present)")
     p.add_argument("--store", metavar="STORE", help="embedding store from `bst extract` (sources without "
                    "shipped embeddings)")
-    p.add_argument("--mode", choices=("both", "audio", "text"), default="both")
-    p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--seed", type=int, default=1821)
-    p.add_argument("--epochs", type=int, default=100, help="maximum epochs per fold (default 100)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--patience", type=int, default=10,
+    defaults = TrainConfig()
+    p.add_argument("--mode", choices=MODES, default=defaults.mode)
+    p.add_argument("--folds", type=int, default=defaults.folds)
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--epochs", type=int, default=defaults.epochs,
+                   help=f"maximum epochs per fold (default {defaults.epochs})")
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    p.add_argument("--lr", type=float, default=defaults.lr)
+    p.add_argument("--patience", type=int, default=defaults.patience,
                    help="early-stopping patience in epochs on validation hF (0 = never stop early)")
     p.add_argument("--only-fold", type=int, metavar="K", help="train only fold K (1-based) of the same split")
     p.add_argument("--augment", action="store_true", help="the baseline's Gaussian noise + random masking")
-    p.add_argument("--label-smoothing", type=float, default=0.0, help="e.g. 0.01 (default off)")
-    p.add_argument("--absent", choices=("reference", "strict"), default="reference",
+    p.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing, help="e.g. 0.01 (default off)")
+    p.add_argument("--absent", choices=ABSENT_MODES, default=defaults.absent,
                    help="absent-class mode of the reported metrics (default: reference = organizers')")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--missing-audio", choices=MISSING_AUDIO, default=defaults.missing_audio,
+                   help="mask (default): items whose audio could not be decoded get no audio attention; "
+                        "seed: feed their zero vector like the seed system (exact reproduction)")
+    p.add_argument("--device", default=defaults.device, help="cpu or cuda")
     p.add_argument("--per-class", action="store_true", help="also print the per-class table")
     _add_common(p)
     p.set_defaults(func=cmd_train)
@@ -230,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pred", required=True, metavar="PRED.csv", help="submission format "
                    "(id,predicted_bst_second_level_class,prediction_score)")
     p.add_argument("--lambda", dest="lam", type=float, default=0.75, help="same-top credit λ (default 0.75)")
-    p.add_argument("--absent", choices=("reference", "strict"), default="reference",
+    p.add_argument("--absent", choices=ABSENT_MODES, default="reference",
                    help="reference: a class never predicted drops out of the means (organizers' code); "
                         "strict: it counts as 0")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -252,14 +303,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label", required=True, help="e.g. Lastname_Abbrev_task1_1")
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--store", metavar="STORE", help="embedding store of the evaluation folder")
+    p.add_argument("--allow-partial", action="store_true",
+                   help="export from a run with unfinished folds (meta.yaml says how many fold models)")
     _add_precision(p)
     _add_common(p)
     p.set_defaults(func=cmd_export)
 
+    p = sub.add_parser("validate", help="check a written package folder (exit 0 valid, 2 with every problem)")
+    p.add_argument("package", metavar="PACKAGE_DIR", help="the task1/<label>/ folder")
+    p.add_argument("eval_root", metavar="EVAL_ROOT", nargs="?",
+                   help="evaluation folder: check the ids against its metadata")
+    p.set_defaults(func=cmd_validate)
+
     p = sub.add_parser("extract", help="compute audio+text embeddings into a resumable store")
     p.add_argument("source", metavar="SOURCE", help="dataset, evaluation folder, folder of sounds or CSV")
-    p.add_argument("--out", required=True, metavar="STORE")
-    p.add_argument("--encoder", choices=("clap", "offline"), default="offline",
+    p.add_argument("--out", metavar="STORE", help="store folder (default: the source's store in the user "
+                   "cache, found again by train/predict/export and the app without --store)")
+    p.add_argument("--encoder", choices=ENCODER_NAMES, default=DEFAULT_ENCODER,
                    help="clap: LAION-CLAP 630k-audioset-fusion (needs the checkpoint); offline: "
                         "log-mel + n-gram features, no download")
     p.add_argument("--checkpoint", metavar="PATH", help="CLAP checkpoint (else $BST_CLAP_CHECKPOINT, "

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from bst_core.errors import IncompatibleError
+from bst_core.predictions import AUDIO_OK, text_only
 
 CORPUS_COLUMNS: tuple[str, ...] = (
     "id", "audio_path", "title", "tags", "description", "label", "confidence", "source",
@@ -61,6 +62,20 @@ class EncoderInfo:
                 "Embeddings from different encoders cannot be mixed; extract with the same encoder.")
 
 
+OFFICIAL_DATASETS: dict[str, int] = {"BSD10k": 10_956, "BSD35k-CS": 33_829}
+"""Official development datasets and their metadata row counts (``reference/dcase_task1.md``)."""
+SYNTHETIC_MARKER = "SYNTHETIC"
+"""A file of this name in a dataset folder marks it as synthesized by BST Studio."""
+
+
+def official_dataset(name: str, metadata_rows: int, root: Path) -> tuple[str, bool]:
+    """``(dataset, synthetic)`` of a BSD-layout folder: ``dataset`` is the official name only when
+    the metadata is that dataset's whole file and the folder is not marked synthetic."""
+    synthetic = (root / SYNTHETIC_MARKER).exists()
+    official = not synthetic and OFFICIAL_DATASETS.get(name) == metadata_rows
+    return (name if official else ""), synthetic
+
+
 CLAP_ENCODER = EncoderInfo("laion-clap-630k-audioset-fusion", "1", 512, 512)
 """Identity of the LAION-CLAP 630k-audioset-fusion-best embeddings (shipped with BSD datasets)."""
 
@@ -77,6 +92,12 @@ class Corpus:
     kind: str = ""
     notes: list[str] = field(default_factory=list)
     """Human-readable report lines: rows dropped and why, files missing, ..."""
+    dataset: str = ""
+    """The official dataset this corpus is, whole and unmodified ("BSD10k", "BSD35k-CS"), else ""."""
+    synthetic: bool = False
+    """True for corpora BST Studio synthesized (the demo, test data): never reported as real data."""
+    store: Path | None = None
+    """The embedding store the vectors came from (None: shipped with the source, or none)."""
 
     def __len__(self) -> int:
         return len(self.table)
@@ -93,6 +114,16 @@ class Corpus:
     def labelled(self) -> bool:
         return bool((self.table["label"] != "").any())
 
+    def audio_status(self) -> list[str]:
+        """Per item "ok" or "text only: <reason>": the table's ``audio_status`` column (set from the
+        store's per-item status), else "text only" for an all-zero audio vector."""
+        if "audio_status" in self.table.columns:
+            return self.table["audio_status"].astype(str).tolist()
+        if self.audio is None:
+            return [AUDIO_OK] * len(self)
+        zero = ~np.any(np.asarray(self.audio) != 0, axis=1)
+        return [text_only("no audio embedding (all zeros)") if z else AUDIO_OK for z in zero]
+
     def subset(self, mask: np.ndarray | pd.Series) -> Corpus:
         """Rows where ``mask`` is true, embeddings sliced alike."""
         m = np.asarray(mask, dtype=bool)
@@ -101,7 +132,14 @@ class Corpus:
             None if self.audio is None else self.audio[m],
             None if self.text is None else self.text[m],
             self.encoder, self.root, self.kind, list(self.notes),
+            dataset="", synthetic=self.synthetic, store=self.store,   # a subset is not the official dataset
         )
+
+    @property
+    def name(self) -> str:
+        """What to call the corpus in a report: its folder name, marked when synthetic."""
+        base = self.root.name if self.root else (self.kind or "corpus")
+        return f"{base} (synthetic)" if self.synthetic else base
 
 
 def empty_table(n: int = 0) -> pd.DataFrame:

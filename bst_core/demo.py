@@ -35,12 +35,14 @@ import pandas as pd
 import soundfile as sf
 
 from bst_core import atomic, jobs, taxonomy
+from bst_core.config import TrainConfig
+from bst_core.corpus import SYNTHETIC_MARKER, Corpus
 from bst_core.extraction import ExtractSummary
 from bst_core.jobs import Job
 from bst_core.metrics import MetricReport, format_table
 
-if TYPE_CHECKING:   # training imports torch: loaded only when the demo trains
-    from bst_core.training import CrossValResult, TrainConfig
+if TYPE_CHECKING:
+    from bst_core.runs import CrossValResult
 
 SR = 44_100
 DEMO_LABEL = "Demo_BST_task1_1"
@@ -491,6 +493,7 @@ def make_demo(out_dir: str | os.PathLike[str], *, n_per_class: int = 20, n_eval_
               "real recordings; numbers obtained on it say nothing about the real task.\n")
     for folder in (paths.dataset, paths.evaluation):
         atomic.write_text(folder / "README.txt", notice)
+        atomic.write_text(folder / SYNTHETIC_MARKER, notice)
     return paths
 
 
@@ -545,9 +548,23 @@ def _torch_threads(n: int) -> Iterator[None]:
 def demo_train_config() -> TrainConfig:
     """Cross-validation sized for the demo: 5 folds, at most 30 epochs, batches of 32 (a few
     hundred clips give only ~10 steps per epoch), early stop after 8 epochs without gain."""
-    from bst_core.training import TrainConfig
-
     return TrainConfig(folds=5, epochs=30, batch_size=32, patience=8, seed=1821)
+
+
+def demo_store(paths: DemoPaths, corpus_root: Path) -> Path:
+    """The demo keeps its offline stores beside its data: ``<demo>/stores/<folder>-offline``."""
+    return paths.root / "stores" / f"{corpus_root.name}-offline"
+
+
+def prepare_demo(out_dir: str | os.PathLike[str], *, job: Job | None = None) -> tuple[DemoPaths, Corpus]:
+    """Write the demo data (if needed) and open its dataset with offline embeddings (extracting
+    what is missing). What the app's "Try the demo" opens."""
+    from bst_core import pipeline
+
+    paths = make_demo(out_dir, job=job)
+    corpus = pipeline.open_source(paths.dataset, job=job)
+    extracted = pipeline.extract(corpus, encoder="offline", store=demo_store(paths, paths.dataset), job=job)
+    return paths, extracted.corpus
 
 
 def run_demo(out_dir: str | os.PathLike[str] = "demo_out", *, n_per_class: int = 20,
@@ -555,23 +572,22 @@ def run_demo(out_dir: str | os.PathLike[str] = "demo_out", *, n_per_class: int =
              job: Job | None = None) -> DemoResult:
     """Synthesize, extract offline embeddings, cross-validate, predict, package and score."""
     from bst_core import pipeline
-    from bst_core.metrics import evaluate
-    from bst_core.submission import read_submission_csv, read_truth_csv
+    from bst_core.submission import read_truth_csv
 
     started = time.monotonic()
 
     paths = make_demo(out_dir, n_per_class=n_per_class, n_eval_per_class=n_eval_per_class, job=job)
-    stores = paths.root / "stores"
-    dev_store, eval_store = stores / f"{DEV_NAME}-offline", stores / f"{EVAL_NAME}-offline"
-    dev_summary = pipeline.extract(paths.dataset, dev_store, encoder="offline", job=job)
+    dev = pipeline.extract(pipeline.open_source(paths.dataset, job=job), encoder="offline",
+                           store=demo_store(paths, paths.dataset), job=job)
+    evaluation = pipeline.extract(pipeline.open_source(paths.evaluation, job=job), encoder="offline",
+                                  store=demo_store(paths, paths.evaluation), job=job)
     run_dir = paths.root / "run"
-    eval_summary = pipeline.extract(paths.evaluation, eval_store, encoder="offline", job=job)
     with _torch_threads(1):
-        cv = pipeline.train(paths.dataset, run_dir, config or demo_train_config(), store=dev_store, job=job)
-        package = pipeline.export(run_dir, paths.evaluation, DEMO_LABEL, paths.root / "submission",
-                                  store=eval_store, job=job)
-    submitted = read_submission_csv(package / f"{DEMO_LABEL}.output.csv").set_index("id")
+        cv = pipeline.cross_validate(dev.corpus, run_dir, config or demo_train_config(), job=job)
+        predictions = pipeline.predict(run_dir, evaluation.corpus, job=job)
+        package = pipeline.export(run_dir, evaluation.corpus, DEMO_LABEL, paths.root / "submission",
+                                  predictions=predictions, job=job)
     truth = read_truth_csv(paths.truth_csv)
-    report = evaluate(truth["class"].tolist(),
-                      submitted.loc[truth["id"], "predicted_bst_second_level_class"].tolist())
-    return DemoResult(paths, dev_summary, eval_summary, cv, package, report, time.monotonic() - started)
+    report = pipeline.score(predictions, pd.Series(truth["class"].astype(str).to_numpy(),
+                                                   index=truth["id"].astype(str)), source=str(paths.truth_csv))
+    return DemoResult(paths, dev.summary, evaluation.summary, cv, package, report, time.monotonic() - started)

@@ -7,50 +7,27 @@ score its probability.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 
 from bst_core import jobs, runs
+from bst_core.config import PRECISIONS
 from bst_core.corpus import Corpus, EncoderInfo
 from bst_core.errors import BadInputError, IncompatibleError
 from bst_core.jobs import Job
 from bst_core.model import HATR, count_parameters, predict_probs
+from bst_core.predictions import Predictions, has_audio
 from bst_core.taxonomy import CLASS_KEYS
-
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
-"""Inference precisions: fp32 (default, exact) or bf16 autocast (faster, slightly different)."""
-
-
-@dataclass
-class Predictions:
-    """Ensemble output, row-aligned to ``ids``; probability columns in :data:`CLASS_KEYS` order."""
-
-    ids: list[str]
-    probs: np.ndarray                # (n, 23) float64, rows sum to 1
-    labels: list[str]                # argmax class key per row
-    scores: np.ndarray               # (n,) float64, the argmax probability
-    attention: np.ndarray | None     # (n, 2) [audio, text] mean over folds; None unless mode "both"
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def frame(self) -> pd.DataFrame:
-        """``id, prediction, score, <23 probability columns named by class key>``."""
-        head = pd.DataFrame({"id": pd.Series(self.ids, dtype=str), "prediction": self.labels,
-                             "score": self.scores})
-        return pd.concat([head, pd.DataFrame(self.probs, columns=list(CLASS_KEYS))], axis=1)
 
 
 class Ensemble:
     """Fold models that agree on mode, encoder, dimensions and class order."""
 
     def __init__(self, models: Sequence[HATR], encoder: EncoderInfo, *, folds: Sequence[int] = (),
-                 source: str = "") -> None:
+                 source: str = "", mask_missing_audio: bool = True) -> None:
         if not models:
             raise BadInputError(f"{source or 'The ensemble'} has no trained fold models: train first.")
         first = models[0]
@@ -63,6 +40,8 @@ class Ensemble:
         self.encoder = encoder
         self.folds = list(folds) or list(range(1, len(models) + 1))
         self.source = source
+        self.mask_missing_audio = mask_missing_audio
+        self.run_dir: Path | None = None
 
     @classmethod
     def from_run(cls, run_dir: str | Path, *, device: str = "cpu") -> Ensemble:
@@ -75,7 +54,10 @@ class Ensemble:
                                                 text_dim=run.text_dim, map_location=device)
             models.append(model)
             folds.append(k)
-        return cls(models, encoder, folds=folds, source=str(run.path))
+        ensemble = cls(models, encoder, folds=folds, source=str(run.path),
+                       mask_missing_audio=run.config.missing_audio == "mask")
+        ensemble.run_dir = run.path
+        return ensemble
 
     def __repr__(self) -> str:
         return f"Ensemble({len(self.models)} × HATR {self.mode!r}, {self.encoder.label})"
@@ -106,6 +88,9 @@ class Ensemble:
         if precision not in PRECISIONS:
             raise BadInputError(f"Unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}.")
         audio, text = self._inputs(corpus)
+        status = corpus.audio_status()
+        present = (torch.as_tensor(has_audio(status), device=next(self.models[0].parameters()).device)
+                   if self.mask_missing_audio and self.mode == "both" else None)
         n = len(corpus)
         total = np.zeros((n, len(CLASS_KEYS)), dtype=np.float64)
         attention = np.zeros((n, 2), dtype=np.float64) if self.mode == "both" else None
@@ -114,17 +99,16 @@ class Ensemble:
             jobs.check(job)
             jobs.report(job, "predict", i, len(self.models), f"fold model {i + 1} of {len(self.models)}")
             with torch.autocast(model_device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-                probs, attn = predict_probs(model, audio, text)
+                probs, attn = predict_probs(model, audio, text, audio_present=present)
             total += probs.double().cpu().numpy()
             if attention is not None and attn is not None:
                 attention += attn.double().cpu().numpy()
         jobs.report(job, "predict", len(self.models), len(self.models), "done")
-        probs = total / len(self.models)
-        best = probs.argmax(axis=1)
         return Predictions(
-            ids=[str(i) for i in corpus.ids], probs=probs,
-            labels=[CLASS_KEYS[b] for b in best], scores=probs[np.arange(n), best],
-            attention=None if attention is None else attention / len(self.models))
+            ids=[str(i) for i in corpus.ids], probs=total / len(self.models),
+            attention=None if attention is None else attention / len(self.models), audio_status=status,
+            source=str(corpus.root) if corpus.root else "", run_dir=self.run_dir, origin="ensemble",
+            n_models=len(self.models), parameters_per_model=self.parameters_per_model, precision=precision)
 
     def _inputs(self, corpus: Corpus) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         what = f"the embeddings of {corpus.root}" if corpus.root else "the corpus embeddings"

@@ -13,10 +13,10 @@ from typing import Literal
 import torch
 from torch import nn
 
+from bst_core.config import MODES
 from bst_core.taxonomy import NUM_CLASSES
 
 Mode = Literal["both", "audio", "text"]
-MODES: tuple[str, ...] = ("both", "audio", "text")
 
 
 class ResidualBlock(nn.Module):
@@ -61,21 +61,30 @@ class EmbeddingEncoder(nn.Module):
 
 
 class AttentionFusion(nn.Module):
-    """Two softmax weights from ``[audio; text]``; the fused feature is their weighted sum."""
+    """Two softmax weights from ``[audio; text]``; the fused feature is their weighted sum.
+
+    ``audio_present`` (bool per row) masks the audio weight of rows without decoded audio: their
+    weights become [0, 1], so the fused feature is the text encoding alone and the attention shown
+    never credits a zero vector. ``None`` keeps the seed behaviour (no mask).
+    """
 
     def __init__(self, size: int) -> None:
         super().__init__()
         self.attention = nn.Sequential(
             nn.Linear(2 * size, size), nn.Tanh(), nn.Linear(size, 2), nn.Softmax(dim=-1))
 
-    def forward(self, audio: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, audio: torch.Tensor, text: torch.Tensor,
+                audio_present: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         weights = self.attention(torch.cat([audio, text], dim=-1))
+        if audio_present is not None:
+            text_only = weights.new_tensor([0.0, 1.0]).expand_as(weights)
+            weights = torch.where(audio_present.view(-1, 1), weights, text_only)
         fused = audio * weights[:, 0:1] + text * weights[:, 1:2]
         return fused, weights
 
 
 class HATR(nn.Module):
-    """The HATR classifier. ``forward(audio, text) -> (logits, attention | None)``.
+    """The HATR classifier. ``forward(audio, text, audio_present=None) -> (logits, attention | None)``.
 
     ``attention`` is ``(batch, 2)`` = [audio weight, text weight] in ``both`` mode, else None.
     In ``audio``/``text`` mode the other argument is ignored (may be None).
@@ -106,13 +115,13 @@ class HATR(nn.Module):
             nn.Linear(half, half // 2), nn.LeakyReLU(), nn.Dropout(dropout),
             nn.Linear(half // 2, num_classes))
 
-    def forward(self, audio: torch.Tensor | None,
-                text: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, audio: torch.Tensor | None, text: torch.Tensor | None,
+                audio_present: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         attention = None
         if self.fusion is not None:
             assert self.audio_encoder is not None and self.text_encoder is not None
             assert audio is not None and text is not None, "both mode needs audio and text"
-            features, attention = self.fusion(self.audio_encoder(audio), self.text_encoder(text))
+            features, attention = self.fusion(self.audio_encoder(audio), self.text_encoder(text), audio_present)
         elif self.audio_encoder is not None:
             assert audio is not None, "audio mode needs audio embeddings"
             features = self.audio_encoder(audio)
@@ -132,10 +141,12 @@ def count_parameters(model: nn.Module) -> int:
 
 @torch.inference_mode()
 def predict_probs(model: HATR, audio: torch.Tensor | None, text: torch.Tensor | None, *,
+                  audio_present: torch.Tensor | None = None,
                   batch_size: int = 8192) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Softmax probabilities ``(n, classes)`` and attention ``(n, 2) | None`` in eval mode.
 
-    Runs in a few large batches; the model is left in eval mode.
+    Runs in a few large batches; the model is left in eval mode. ``audio_present``: see
+    :class:`AttentionFusion` (only used in ``both`` mode).
     """
     model.eval()
     source = audio if audio is not None else text
@@ -143,7 +154,8 @@ def predict_probs(model: HATR, audio: torch.Tensor | None, text: torch.Tensor | 
     probs, attention = [], []
     for start in range(0, len(source), batch_size):
         part = slice(start, start + batch_size)
-        logits, attn = model(None if audio is None else audio[part], None if text is None else text[part])
+        logits, attn = model(None if audio is None else audio[part], None if text is None else text[part],
+                             None if audio_present is None else audio_present[part])
         probs.append(torch.softmax(logits, dim=-1))
         if attn is not None:
             attention.append(attn)

@@ -1,205 +1,229 @@
-"""The user-level workflows, shared by the ``bst`` CLI and the GUI.
+"""The workflow layer: every step a person takes, once. The CLI, the demo and the GUI call only this.
 
-Each function is one thing a person does: cross-validate a labelled source, predict a source with a
-run's ensemble, write the challenge package, extract embeddings. They only compose the concept
-modules (sources, store, training, ensemble, metrics, submission) so both front ends stay thin.
+Each function takes and returns the plain objects of the core (:class:`Corpus`,
+:class:`CrossValResult`, :class:`Predictions`) and never re-opens a source it was handed:
+
+``open_source`` → ``extract`` → ``cross_validate`` / ``load_run`` → ``predict`` → ``score`` →
+``write_predictions_csv`` / ``export``.
+
+Embedding stores a source has no place for are looked up in one place, :func:`store_path_for`.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 
-from bst_core import jobs
-from bst_core.corpus import CLAP_ENCODER, Corpus
+from bst_core import jobs, paths
+from bst_core.config import DEFAULT_ENCODER, DEFAULT_PRECISION, ENCODER_NAMES, TrainConfig
+from bst_core.corpus import Corpus
 from bst_core.errors import BadInputError
 from bst_core.jobs import Job
-from bst_core.metrics import MetricReport
-from bst_core.taxonomy import CLASS_KEYS
+from bst_core.metrics import MetricReport, evaluate
+from bst_core.predictions import Predictions
+from bst_core.runs import CrossValResult, RunFolder
+
+if TYPE_CHECKING:
+    from bst_core.ensemble import Ensemble
+    from bst_core.extraction import ExtractSummary
 
 PathLike = str | os.PathLike[str]
 
 
-def load_source(source: PathLike, *, store: PathLike | None = None, job: Job | None = None) -> Corpus:
+# --- sources and their embeddings ------------------------------------------------------------------
+
+def store_path_for(source: PathLike, encoder: str) -> Path:
+    """The embedding store of ``source`` made with ``encoder`` when no store is named.
+
+    ``<parent>/stores/<name>-<encoder>`` when that exists (the layout ``bst demo`` writes), else
+    ``cache_dir()/stores/<name>-<12 hex of the path>-<encoder>`` (nothing is written into the source).
+    """
+    if encoder not in ENCODER_NAMES:
+        raise BadInputError(f"Unknown encoder {encoder!r}: choose one of {', '.join(ENCODER_NAMES)}.")
+    source = Path(source).expanduser().absolute()
+    beside = source.parent / "stores" / f"{source.name}-{encoder}"
+    if (beside / "manifest.json").is_file():
+        return beside
+    return paths.cache_dir() / "stores" / f"{paths.folder_key(source)}-{encoder}"
+
+
+def open_source(path: PathLike, *, store: PathLike | None = None, require_embeddings: bool = False,
+                job: Job | None = None) -> Corpus:
     """Open a dataset, evaluation folder, folder of sounds or metadata CSV, with its embeddings.
 
-    ``store`` (an extraction store made by ``bst extract``) supplies the embeddings of sources that
-    ship none. A source without embeddings and without a store is refused with what to run.
+    Embeddings come from the source itself (shipped ``.npy`` files), from ``store`` when given, or
+    from the source's store at :func:`store_path_for` (the first encoder that has one).
+    ``require_embeddings`` refuses a source without any, saying what to run.
     """
-    from bst_core.sources import open_source
+    from bst_core.sources import attach_store
+    from bst_core.sources import open_source as read_source
 
-    path = Path(source)
-    if not path.exists():
-        raise BadInputError(f"{path} does not exist: give a dataset folder, evaluation folder, "
+    source = Path(path).expanduser().absolute()
+    if not source.exists():
+        raise BadInputError(f"{source} does not exist: give a dataset folder, evaluation folder, "
                             "folder of sounds or metadata CSV.")
-    corpus = open_source(path, store=Path(store) if store else None, job=job)
-    if corpus.audio is None and corpus.text is None:
+    corpus = read_source(source, job=job)
+    if store is not None:
+        corpus = attach_store(corpus, store)
+        corpus.store = Path(store)
+    elif corpus.audio is None and corpus.text is None:
+        for encoder in ENCODER_NAMES:
+            candidate = store_path_for(source, encoder)
+            if (candidate / "manifest.json").is_file():
+                corpus = attach_store(corpus, candidate)
+                corpus.store = candidate
+                break
+    if require_embeddings and corpus.audio is None and corpus.text is None:
         raise BadInputError(
-            f"{path} has no embeddings. Compute them first: `bst extract {path} --out STORE` "
-            "(add --encoder clap for the challenge's CLAP embeddings), then pass --store STORE.")
+            f"{source} has no embeddings yet. Compute them first: `bst extract {source}` (add "
+            "--encoder clap for the challenge's CLAP embeddings); in the app, Source → Extract embeddings.")
     return corpus
 
 
-def train(source: PathLike, run_dir: PathLike, config=None, *, store: PathLike | None = None,
-          job: Job | None = None):
-    """Cross-validate HATR on a labelled source; returns :class:`training.CrossValResult`."""
-    from bst_core.training import TrainConfig, cross_validate
-
-    corpus = load_source(source, store=store, job=job)
-    return cross_validate(corpus, run_dir, config or TrainConfig(), job=job)
-
-
 @dataclass
-class Prediction:
-    """A source and the ensemble's predictions for it, row-aligned."""
+class Extracted:
+    """A source with its freshly computed embeddings, and what the extraction did."""
 
     corpus: Corpus
-    predictions: object  # bst_core.ensemble.Predictions
-    n_models: int
-    parameters_per_model: int
-    run_dir: Path
-    precision: str = "fp32"
-
-    @property
-    def parameters(self) -> int:
-        """All fold models together (the submission's ``total_parameters``)."""
-        return self.parameters_per_model * self.n_models
-
-    def frame(self) -> pd.DataFrame:
-        """Submission columns, then the 23 class probabilities and, if labelled, the truth."""
-        p = self.predictions
-        frame = pd.DataFrame({
-            "id": list(p.ids),  # type: ignore[attr-defined]
-            "predicted_bst_second_level_class": list(p.labels),  # type: ignore[attr-defined]
-            "prediction_score": np.asarray(p.scores, dtype=float),  # type: ignore[attr-defined]
-        })
-        probs = pd.DataFrame(np.asarray(p.probs), columns=list(CLASS_KEYS))  # type: ignore[attr-defined]
-        return pd.concat([frame, probs], axis=1)
+    summary: ExtractSummary
 
 
-def predict(run_dir: PathLike, source: PathLike | Corpus, *, store: PathLike | None = None,
-            job: Job | None = None, precision: str = "fp32") -> Prediction:
-    """Predict every item of ``source`` with the ensemble of the run folder's fold models
-    (``precision="bf16"``: faster, slightly different probabilities; see ``Ensemble.predict``)."""
+def extract(corpus: Corpus, *, encoder: str = DEFAULT_ENCODER, store: PathLike | None = None,
+            checkpoint: PathLike | None = None, device: str = "cpu", allow_download: bool = False,
+            batch_size: int = 16, job: Job | None = None) -> Extracted:
+    """Compute (or complete) the embeddings of ``corpus`` into its store and attach them.
+
+    ``store`` defaults to :func:`store_path_for`; items already stored and unchanged are reused.
+    """
+    from bst_core.encoders import make_encoder
+    from bst_core.extraction import extract as run_extraction
+    from bst_core.sources import attach_store
+
+    if corpus.root is None:
+        raise BadInputError("This corpus has no source folder or file; extraction needs the audio files.")
+    target = Path(store) if store is not None else store_path_for(corpus.root, encoder)
+    model = make_encoder(encoder, checkpoint=checkpoint, device=device, allow_download=allow_download, job=job)
+    summary = run_extraction(corpus, target, model, batch_size=batch_size, job=job)
+    attached = attach_store(corpus, target)
+    attached.store = target
+    return Extracted(attached, summary)
+
+
+# --- runs ------------------------------------------------------------------------------------------
+
+def default_run_dir(source: PathLike | None) -> Path:
+    """A fresh run folder under the user data folder, named after the source and the time."""
+    name = paths.folder_key(source).rsplit("-", 1)[0] if source else "run"
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return paths.data_dir() / "runs" / f"{name}-{stamp}"
+
+
+def cross_validate(corpus: Corpus, run_dir: PathLike, config: TrainConfig | None = None, *,
+                   job: Job | None = None) -> CrossValResult:
+    """Cross-validate HATR on a labelled corpus into ``run_dir`` (resumes the same run)."""
+    from bst_core.training import cross_validate as train
+
+    return train(corpus, run_dir, config or TrainConfig(), job=job)
+
+
+def load_run(run_dir: PathLike, job: Job | None = None) -> CrossValResult:
+    """A run folder's results, as :func:`cross_validate` returned them."""
+    jobs.report(job, "read run", 0, 1, Path(run_dir).name)
+    result = RunFolder(run_dir).result()
+    jobs.report(job, "read run", 1, 1, f"{len(result.folds)} fold(s)")
+    return result
+
+
+def run_belongs_to(result: CrossValResult, corpus: Corpus) -> bool:
+    """True when ``result`` was trained on this very source (same folder or file, same ids)."""
+    if not result.dataset_root or corpus.root is None:
+        return False
+    if Path(result.dataset_root).resolve() != Path(corpus.root).resolve():
+        return False
+    return set(result.oof["id"].astype(str)) <= set(corpus.ids)
+
+
+# --- predictions -----------------------------------------------------------------------------------
+
+def load_ensemble(run_dir: PathLike, *, allow_partial: bool = True, device: str = "cpu") -> Ensemble:
+    """The fold models of a run as one ensemble; with ``allow_partial=False`` a run with missing
+    folds is refused, naming them."""
     from bst_core.ensemble import Ensemble
 
-    ensemble = Ensemble.from_run(run_dir)
-    corpus = source if isinstance(source, Corpus) else load_source(source, store=store, job=job)
+    run = RunFolder(run_dir)
+    missing = run.missing_folds()
+    if missing and not allow_partial:
+        done = run.fold_numbers()
+        raise BadInputError(
+            f"{run.path} is a partial run: {len(done)} of {run.config.folds} folds finished (missing "
+            f"{', '.join(map(str, missing))}; status {run.status!r}). Finish it with `bst train` into the same "
+            "folder, or pass --allow-partial (the package then says how many fold models it used).")
+    return Ensemble.from_run(run.path, device=device)
+
+
+def predict(run: PathLike | Ensemble, corpus: Corpus, *, precision: str = DEFAULT_PRECISION,
+            job: Job | None = None) -> Predictions:
+    """The ensemble of a run folder (or a loaded :class:`Ensemble`) over every item of ``corpus``."""
+    ensemble = load_ensemble(run) if isinstance(run, str | os.PathLike) else run
     jobs.check(job)
-    predictions = ensemble.predict(corpus, job=job, precision=precision)
-    return Prediction(corpus, predictions, len(ensemble.models), ensemble.parameters_per_model, Path(run_dir),
-                      precision)
+    return ensemble.predict(corpus, job=job, precision=precision)
 
 
-def write_predictions_csv(prediction: Prediction, out: PathLike, *, with_probabilities: bool = False) -> Path:
-    """Write predictions in the submission format (optionally followed by the 23 probabilities)."""
+def truth_of(corpus: Corpus) -> pd.Series:
+    """The corpus's labels indexed by id ("" where unlabelled)."""
+    return pd.Series(corpus.labels.astype(str).to_numpy(), index=corpus.table["id"].astype(str))
+
+
+def score(predictions: Predictions, truth: pd.Series, *, lam: float = 0.75, absent: str = "reference",
+          source: str = "the truth") -> MetricReport:
+    """The challenge metric of ``predictions`` against ``truth`` (labels indexed by id).
+
+    Only labelled ids count; every one of them must have a prediction (BadInputError otherwise).
+    """
+    truth = truth[truth.astype(str) != ""]
+    if truth.empty:
+        raise BadInputError(f"{source} has no labelled items: nothing to score.")
+    if truth.index.duplicated().any():
+        raise BadInputError(f"{source}: id {truth.index[truth.index.duplicated()][0]!r} appears more than once; "
+                            "each id needs exactly one true class.")
+    by_id = dict(zip(predictions.ids, predictions.labels, strict=True))
+    missing = [i for i in truth.index if i not in by_id]
+    if missing:
+        raise BadInputError(f"{len(missing)} labelled id(s) of {source} have no prediction "
+                            f"(e.g. {', '.join(map(str, missing[:3]))}); predict every id.")
+    return evaluate(truth.astype(str).tolist(), [by_id[i] for i in truth.index], lam=lam,
+                    absent=absent)  # type: ignore[arg-type]
+
+
+def write_predictions_csv(predictions: Predictions, out: PathLike, *, probabilities: bool = False) -> Path:
+    """The submission's three columns, then ``audio_status`` (and the 23 probabilities if asked)."""
     from bst_core.atomic import atomic_open
 
-    frame = prediction.frame()
-    if not with_probabilities:
-        frame = frame.iloc[:, :3]
     out = Path(out)
     with atomic_open(out, "w", newline="") as handle:
-        frame.to_csv(handle, index=False, float_format="%.6f")
+        predictions.submission_frame(probabilities=probabilities).to_csv(handle, index=False, float_format="%.6f")
     return out
 
 
-def development_report(run_dir: PathLike) -> MetricReport | None:
-    """The run's development figures as the challenge reports them: mean over the folds.
+# --- the challenge package -------------------------------------------------------------------------
 
-    Overall hP/hR/hF and the other headline numbers are fold means; class-wise values are the
-    fold mean of each class (ignoring folds where the class was dropped). None if the run has
-    no metrics yet.
-    """
-    from bst_core.runs import RunFolder
+def export(run_dir: PathLike, corpus: Corpus, label: str, out_dir: PathLike, *, allow_partial: bool = False,
+           precision: str = DEFAULT_PRECISION, authors: list[dict] | None = None,
+           job: Job | None = None, predictions: Predictions | None = None) -> Path:
+    """Predict the evaluation corpus with the run's ensemble (or use ``predictions`` of it) and write
+    the validated package. A partial run is refused unless ``allow_partial``."""
+    from bst_core.submission import check_label, write_validated_package
 
-    run = RunFolder(run_dir)
-    try:
-        metrics = run.metrics()
-    except BadInputError:
-        return None
-    folds = [MetricReport.from_dict(f) for f in metrics.get("folds", [])]
-    if not folds:
-        return None
-    pooled = MetricReport.from_dict(metrics["pooled"])
-    table = pooled.per_class.copy()
-    for column in ("hP", "hR", "hF", "accuracy"):
-        stacked = np.vstack([f.per_class[column].to_numpy(dtype=float) for f in folds])
-        present = ~np.isnan(stacked)
-        count = present.sum(axis=0)
-        total = np.where(present, stacked, 0.0).sum(axis=0)
-        table[column] = np.divide(total, count, out=np.full(len(total), np.nan), where=count > 0)
-    means = {name: float(np.mean([getattr(f, name) for f in folds]))
-             for name in ("hP", "hR", "hF", "leaf_accuracy", "top_accuracy", "macro_accuracy",
-                          "hierarchical_accuracy")}
-    return MetricReport(**means, per_class=table, lam=pooled.lam, absent=pooled.absent,
-                        dropped=pooled.dropped, n=pooled.n)
-
-
-def _input_rate(encoder) -> str:
-    from bst_core.encoders.offline import OFFLINE_ENCODER, SAMPLE_RATE
-
-    if encoder == OFFLINE_ENCODER:
-        return f"{SAMPLE_RATE / 1000:g}kHz (the offline encoder resamples the audio)"
-    return f"as required by {encoder.label}"
-
-
-def write_submission(prediction: Prediction, label: str, out_dir: PathLike, *,
-                     authors: list[dict] | None = None) -> Path:
-    """Write the challenge package of an ensemble prediction of the evaluation set, then re-read
-    and validate what is on disk. BadInputError lists every problem (nothing invalid is written)."""
-    from bst_core.runs import RunFolder
-    from bst_core.submission import validate_package_dir, write_package
-
-    run = RunFolder(prediction.run_dir)
-    config = run.config
-    description: dict[str, str] = {}
-    if run.encoder != CLAP_ENCODER:  # never describe other embeddings as CLAP
-        description.update(
-            input_sampling_rate=_input_rate(run.encoder),
-            audio_representation=f"{run.encoder.label} audio features (not CLAP)",
-            text_representation=f"{run.encoder.label} text features of title, tags and description (not CLAP)",
-            external_data_usage="none",
-        )
-    system = {"description": {
-        **description,
-        "machine_learning_method": (
-            f"HATR ({config.mode} mode: embedding encoders, attention fusion, residual head); "
-            f"ensemble (mean of probabilities) of {prediction.n_models} cross-validation fold models "
-            f"of {prediction.parameters_per_model:,} parameters each"
-            + ("; inference in bfloat16" if prediction.precision == "bf16" else "")),
-        "data_augmentation": "noise + random masking" if config.augment else "none",
-    }}
-    eval_ids = prediction.corpus.ids
-    package = write_package(out_dir, label, prediction.predictions, eval_ids,  # type: ignore[arg-type]
-                            dev_report=development_report(prediction.run_dir),
-                            total_parameters=prediction.parameters, system=system, authors=authors)
-    problems = validate_package_dir(package, eval_ids)
-    if problems:
-        raise BadInputError(f"The package {package} was written but does not validate:\n"
-                            + "\n".join(f"- {p}" for p in problems))
-    return package
-
-
-def export(run_dir: PathLike, eval_source: PathLike | Corpus, label: str, out_dir: PathLike, *,
-           store: PathLike | None = None, authors: list[dict] | None = None,
-           job: Job | None = None, precision: str = "fp32") -> Path:
-    """Predict the evaluation set with the run's ensemble and write the validated package."""
-    prediction = predict(run_dir, eval_source, store=store, job=job, precision=precision)
-    return write_submission(prediction, label, out_dir, authors=authors)
-
-
-def extract(source: PathLike, store: PathLike, *, encoder: str = "offline", checkpoint: PathLike | None = None,
-            device: str = "cpu", allow_download: bool = False, batch_size: int = 16, job: Job | None = None):
-    """Compute (or complete) the embedding store of a source; returns the extraction summary."""
-    from bst_core.encoders import make_encoder
-    from bst_core.extraction import extract as run_extraction
-    from bst_core.sources import open_source
-
-    corpus = open_source(Path(source), job=job)
-    model = make_encoder(encoder, checkpoint=checkpoint, device=device, allow_download=allow_download, job=job)
-    return run_extraction(corpus, store, model, batch_size=batch_size, job=job)
+    check_label(label)  # before any prediction work: nothing is written for a refused label
+    result = load_run(run_dir)
+    ensemble = load_ensemble(run_dir, allow_partial=allow_partial)
+    if predictions is None:
+        predictions = predict(ensemble, corpus, precision=precision, job=job)
+    elif predictions.run_dir is None or Path(predictions.run_dir).resolve() != Path(run_dir).resolve():
+        raise BadInputError(f"These predictions were not made by the run {run_dir}; predict again with it.")
+    return write_validated_package(out_dir, label, predictions, corpus, result, authors=authors)

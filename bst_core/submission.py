@@ -3,7 +3,15 @@
 A package is ``<out_dir>/task1/<label>/<label>.output.csv`` (header
 ``id,predicted_bst_second_level_class,prediction_score``, one row per evaluation id) and
 ``<label>.meta.yaml`` (submission, system and development results). Everything is validated
-before anything is written; a refused package leaves no file and no folder behind.
+before anything is written; a refused package leaves no file and no folder behind, and the two
+files appear together or not at all (:func:`bst_core.atomic.write_files_together`).
+
+Development results (percent, 2 decimals) go under the official key of the dataset they were
+measured on (:data:`OFFICIAL_DEV_KEYS`: BSD10k → ``bsd10k-v1.2``, BSD35k-CS → ``bsd35k-cs``). Results
+of any other corpus (synthetic, a subset, unknown) are never filed under an official key: the official
+keys stay null placeholders and the figures go under the top-level key
+:data:`UNOFFICIAL_RESULTS_KEY`, with the corpus name. The system description is written from
+:class:`SystemFacts` of the actual run; without facts it holds "fill in" placeholders, never a claim.
 """
 
 from __future__ import annotations
@@ -11,9 +19,11 @@ from __future__ import annotations
 import copy
 import io
 import math
+import numbers
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,31 +32,125 @@ import pandas as pd
 import yaml
 
 from bst_core import atomic
+from bst_core.corpus import CLAP_ENCODER, EncoderInfo
 from bst_core.errors import BadInputError
 from bst_core.metrics import ABSENT_DESCRIPTIONS, RANKING_LAMBDA, MetricReport
 from bst_core.taxonomy import CLASS_KEYS, classify_label
 
 LABEL_PATTERN = r"^[A-Za-z]+_[A-Za-z0-9]+_task1_[1-4]$"
+"""The system label; always matched with ``re.fullmatch`` (:func:`is_valid_label`): ``$`` alone
+would accept a trailing newline."""
 LABEL_EXAMPLE = "Zheng_SCUT_task1_1"
 SUBMISSION_COLUMNS: tuple[str, ...] = ("id", "predicted_bst_second_level_class", "prediction_score")
 TRUTH_COLUMNS: tuple[str, ...] = ("id", "class")
 MAX_SYSTEMS = 4
 SCORE_FORMAT = "%.6f"
+OFFICIAL_DEV_KEYS: dict[str, str] = {"BSD10k": "bsd10k-v1.2", "BSD35k-CS": "bsd35k-cs"}
+"""Official development dataset name (``corpus.dataset``) → its key in ``results.development_datasets``."""
+CLASS_WISE_KEYS = frozenset({"bsd10k-v1.2"})
+"""Official keys whose template has ``class_wise`` results (bsd35k-cs has ``overall`` only)."""
+UNOFFICIAL_RESULTS_KEY = "unofficial_development_results"
+"""Top-level meta.yaml key for development results of a corpus that is not an official dataset."""
+FIGURES: tuple[str, ...] = ("hP", "hR", "hF")
+MODES: tuple[str, ...] = ("both", "audio", "text")
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
+_FILL_IN = "(fill in)"
 _EXAMPLES = 5
 
-DEFAULT_SYSTEM: dict[str, Any] = {
+PLACEHOLDER_SYSTEM: dict[str, Any] = {
     "source_code": "https://github.com/<user>/<repository> (fill in, or leave empty)",
-    "description": {
-        "input_sampling_rate": "48kHz (CLAP resamples the 44.1kHz audio)",
-        "audio_representation": "LAION-CLAP audio embeddings (630k-audioset-fusion-best, frozen, 512-d)",
-        "text_representation": "LAION-CLAP text embeddings of title, tags and description (frozen, 512-d)",
-        "data_augmentation": "none",
-        "machine_learning_method": "HATR (embedding encoders, attention fusion, residual head); "
-                                   "ensemble of the 5 cross-validation fold models",
-        "external_data_usage": "pre-trained LAION-CLAP checkpoint",
-        "hierarchical_setting": "flat softmax over the 23 second-level classes",
-    },
+    "description": {name: _FILL_IN for name in (
+        "input_sampling_rate", "audio_representation", "text_representation", "data_augmentation",
+        "machine_learning_method", "external_data_usage", "hierarchical_setting")},
 }
+"""``system`` when no :class:`SystemFacts` are given: placeholders only."""
+
+
+@dataclass(frozen=True)
+class SystemFacts:
+    """What the submitted system is, from the run and the encoder; meta.yaml's description is built from it.
+
+    ``n_models``: models whose probabilities are averaged (the run's fold models; 1 = one model).
+    ``encoder``: the embeddings the models read (``RunFolder.encoder``). ``input_sampling_rate``: the
+    rate the encoder reads audio at, as text (e.g. ``"48kHz"``). ``mode``: ``TrainConfig.mode``.
+    ``augmentation``: what training did, as text (``"none"`` when ``TrainConfig.augment`` is off).
+    ``precision``: inference precision, ``"fp32"`` or ``"bf16"``. ``parameters_per_model``: optional;
+    when given, ``total_parameters`` must be ``n_models × parameters_per_model``.
+    """
+
+    n_models: int
+    encoder: EncoderInfo
+    input_sampling_rate: str
+    mode: str = "both"
+    augmentation: str = "none"
+    precision: str = "fp32"
+    parameters_per_model: int | None = None
+
+    def problems(self) -> list[str]:
+        """What makes these facts unusable, in words."""
+        out = []
+        if not _positive_int(self.n_models):
+            out.append(f"SystemFacts.n_models must be a positive whole number, not {self.n_models!r}.")
+        if not isinstance(self.encoder, EncoderInfo):
+            out.append("SystemFacts.encoder must be an EncoderInfo (the run's encoder).")
+        for name in ("input_sampling_rate", "augmentation"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                out.append(f"SystemFacts.{name} must be a non-empty text, not {value!r}.")
+        if self.mode not in MODES:
+            out.append(f"SystemFacts.mode must be one of {', '.join(MODES)}, not {self.mode!r}.")
+        if self.precision not in PRECISIONS:
+            out.append(f"SystemFacts.precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}.")
+        if self.parameters_per_model is not None and not _positive_int(self.parameters_per_model):
+            out.append(f"SystemFacts.parameters_per_model must be a positive whole number, "
+                       f"not {self.parameters_per_model!r}.")
+        return out
+
+    def description(self) -> dict[str, str]:
+        """The ``system.description`` mapping these facts support."""
+        clap = self.encoder == CLAP_ENCODER
+        label = self.encoder.label
+        if self.mode == "text":
+            audio = "none (text-only system)"
+        elif clap:
+            audio = f"LAION-CLAP audio embeddings (630k-audioset-fusion-best, frozen, {self.encoder.audio_dim}-d)"
+        else:
+            audio = f"{label} audio features (not CLAP)"
+        if self.mode == "audio":
+            text = "none (audio-only system)"
+        elif clap:
+            text = (f"LAION-CLAP text embeddings of title, tags and description (frozen, "
+                    f"{self.encoder.text_dim}-d)")
+        else:
+            text = f"{label} text features of title, tags and description (not CLAP)"
+        if self.mode == "both":
+            method = "HATR (both mode: an embedding encoder per modality, attention fusion, residual head)"
+        else:
+            method = f"HATR ({self.mode} mode: embedding encoder, residual head)"
+        each = (f" of {self.parameters_per_model:,} parameters each" if self.parameters_per_model else "")
+        if self.n_models > 1:
+            method += f"; ensemble (mean of probabilities) of {self.n_models} cross-validation fold models{each}"
+        else:
+            method += "; a single model" + (f" of {self.parameters_per_model:,} parameters"
+                                             if self.parameters_per_model else "")
+        if self.precision == "bf16":
+            method += "; inference in bfloat16"
+        if clap:
+            external = "pre-trained LAION-CLAP checkpoint (630k-audioset-fusion-best)"
+        elif self.encoder.name.startswith("offline-"):
+            external = "none"
+        else:
+            external = f"{_FILL_IN}: pre-trained weights or data used by {label}"
+        return {
+            "input_sampling_rate": self.input_sampling_rate.strip(),
+            "audio_representation": audio,
+            "text_representation": text,
+            "data_augmentation": self.augmentation.strip(),
+            "machine_learning_method": method,
+            "external_data_usage": external,
+            "hierarchical_setting": "flat: softmax cross-entropy over the 23 second-level classes "
+                                    "(the top level follows from the predicted key)",
+        }
 
 
 class PredictionsLike(Protocol):

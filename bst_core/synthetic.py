@@ -33,7 +33,7 @@ import numpy as np
 import soundfile
 
 from bst_core import atomic, taxonomy
-from bst_core.corpus import CLAP_ENCODER, Corpus, empty_table
+from bst_core.corpus import CLAP_ENCODER, SYNTHETIC_MARKER, Corpus, empty_table
 from bst_core.taxonomy import CLASS_KEYS, TOP_LEVEL_INDEX, TOP_LEVELS
 
 STRUCTURE_SEED = 1821
@@ -144,7 +144,7 @@ def make_corpus(*, n_per_class: int = 12, dim: int = 512, seed: int = 0) -> Corp
     table["source"] = "synthetic"
     audio, text = make_embeddings(labels, dim=dim, seed=seed)
     encoder = replace(CLAP_ENCODER, audio_dim=dim, text_dim=dim)
-    return Corpus(table, audio, text, encoder, None, "synthetic", [])
+    return Corpus(table, audio, text, encoder, None, "synthetic", [], synthetic=True)
 
 
 # ---------------------------------------------------------------------- text and audio
@@ -282,6 +282,7 @@ def write_bsd_dataset(root: str | os.PathLike[str], *, n_per_class: int = 12, na
     with _building(Path(root)) as staging:
         _write_csv(staging / "metadata" / f"{name}_metadata.csv", BSD_COLUMNS, rows)
         _write_taxonomy_description(staging / "metadata" / "BST_description.csv")
+        (staging / SYNTHETIC_MARKER).write_text("Synthetic test data made by bst_core.synthetic.\n")
         _write_sounds(staging, ids, labels, dim=dim, seed=seed, with_audio=with_audio, with_features=True)
         targets = [i for i, key in zip(ids, labels, strict=True) if key in taxonomy.CLASS_INDEX]
         for j, sound_id in enumerate(rng.choice(targets, size=missing_npy, replace=False)):
@@ -317,6 +318,7 @@ def write_evaluation_folder(root: str | os.PathLike[str], *, n: int = 40, dim: i
     root = Path(root)
     with _building(root) as staging:
         _write_csv(staging / "metadata" / "BSD2k_metadata.csv", EVALUATION_COLUMNS, rows)
+        (staging / SYNTHETIC_MARKER).write_text("Synthetic test data made by bst_core.synthetic.\n")
         _write_sounds(staging, ids, labels, dim=dim, seed=seed, with_audio=with_audio,
                       with_features=with_features)
     if write_truth:

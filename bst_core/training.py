@@ -26,8 +26,7 @@ import hashlib
 import json
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +37,14 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from torch import nn
 
 from bst_core import jobs, runs
-from bst_core.atomic import write_json
-from bst_core.corpus import Corpus, EncoderInfo
+from bst_core.config import TrainConfig
+from bst_core.corpus import Corpus
 from bst_core.errors import BadInputError
 from bst_core.jobs import Cancelled, Job
-from bst_core.metrics import ABSENT_MODES, MetricReport, confusion_matrix, evaluate, summarize
-from bst_core.model import HATR, MODES, predict_probs
+from bst_core.metrics import evaluate
+from bst_core.model import HATR, count_parameters, predict_probs
+from bst_core.predictions import has_audio
+from bst_core.runs import CrossValResult, RunWriter
 from bst_core.taxonomy import CLASS_INDEX, CLASS_KEYS
 
 AUGMENT_NOISE_STD = 0.01
@@ -57,102 +58,6 @@ EVAL_BATCH = 8192
 _CLASS_KEY_ARRAY = np.array(CLASS_KEYS, dtype=object)
 _NOT_IN_FINGERPRINT = ("only_fold", "device", "fused_adam")
 """Config fields that choose what/where to run, not what a fold model is."""
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a cross-validation run. Defaults are the seed report's protocol.
-
-    ``only_fold`` (1..folds) trains just that fold of the same split; ``patience=None`` disables
-    early stopping; ``fused_adam=None`` uses the fused Adam kernel when the device supports it.
-    ``absent`` is the absent-class mode of the reported test metrics (validation always uses
-    ``"reference"``).
-    """
-
-    mode: str = "both"
-    folds: int = 5
-    seed: int = 1821
-    epochs: int = 100
-    batch_size: int = 64
-    lr: float = 1e-3
-    patience: int | None = 10
-    val_fraction: float = 0.2
-    augment: bool = False
-    label_smoothing: float = 0.0
-    only_fold: int | None = None
-    hidden: int = 128
-    dropout: float = 0.1
-    device: str = "cpu"
-    lam: float = 0.75
-    absent: str = "reference"
-    fused_adam: bool | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Build from a dict (e.g. run.json), ignoring keys this version does not know."""
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-    def validate(self) -> None:
-        """BadInputError for an option outside its range, saying what is allowed."""
-        problems = []
-        if self.mode not in MODES:
-            problems.append(f"mode must be one of {', '.join(MODES)} (got {self.mode!r})")
-        if not isinstance(self.folds, int) or self.folds < 2:
-            problems.append(f"folds must be an integer ≥ 2 (got {self.folds!r})")
-        if not isinstance(self.epochs, int) or self.epochs < 1:
-            problems.append(f"epochs must be an integer ≥ 1 (got {self.epochs!r})")
-        if not isinstance(self.batch_size, int) or self.batch_size < 2:
-            problems.append(f"batch size must be an integer ≥ 2 (got {self.batch_size!r})")
-        if not self.lr > 0:
-            problems.append(f"learning rate must be > 0 (got {self.lr!r})")
-        if self.patience is not None and (not isinstance(self.patience, int) or self.patience < 1):
-            problems.append(f"patience must be an integer ≥ 1 or None (got {self.patience!r})")
-        if not 0 < self.val_fraction < 1:
-            problems.append(f"validation fraction must be between 0 and 1 (got {self.val_fraction!r})")
-        if not 0 <= self.label_smoothing < 1:
-            problems.append(f"label smoothing must be in [0, 1) (got {self.label_smoothing!r})")
-        if not 0 <= self.dropout < 1:
-            problems.append(f"dropout must be in [0, 1) (got {self.dropout!r})")
-        if not isinstance(self.hidden, int) or self.hidden < 4:
-            problems.append(f"hidden size must be an integer ≥ 4 (got {self.hidden!r})")
-        if not 0 <= self.lam <= 1:
-            problems.append(f"λ must be between 0 and 1 (got {self.lam!r})")
-        if self.absent not in ABSENT_MODES:
-            problems.append(f"absent mode must be one of {', '.join(ABSENT_MODES)} (got {self.absent!r})")
-        if self.only_fold is not None and (
-                not isinstance(self.only_fold, int) or not 1 <= self.only_fold <= self.folds):
-            problems.append(f"only_fold must be between 1 and {self.folds} (got {self.only_fold!r})")
-        try:
-            torch.device(self.device)
-        except (RuntimeError, TypeError):
-            problems.append(f"device {self.device!r} is not a torch device name (use 'cpu' or 'cuda')")
-        if problems:
-            raise BadInputError("Training options not usable: " + "; ".join(problems) + ".")
-
-
-@dataclass
-class CrossValResult:
-    """What :func:`cross_validate` returns (all of it is also in the run folder).
-
-    ``fold_reports``/``folds``/``best_epochs`` cover the folds available after this call (with
-    ``only_fold``, the trained fold plus any finished ones already in the folder); ``reused`` lists
-    the folds loaded from disk instead of trained.
-    """
-
-    run_dir: Path
-    fold_reports: list[MetricReport]
-    summary: dict[str, tuple[float, float]]
-    oof: pd.DataFrame
-    report: MetricReport
-    confusion: np.ndarray
-    folds: list[int] = field(default_factory=list)
-    reused: list[int] = field(default_factory=list)
-    best_epochs: list[int] = field(default_factory=list)
-    status: str = "complete"
 
 
 # --- checks ------------------------------------------------------------------------------------
@@ -261,6 +166,8 @@ class _Data:
     text: torch.Tensor | None
     audio_dim: int
     text_dim: int
+    audio_status: list[str]       # per item "ok" or "text only: <reason>"
+    audio_present: torch.Tensor | None   # (n,) bool, given to the model when masking, else None
 
 
 @dataclass
@@ -283,36 +190,41 @@ def cross_validate(corpus: Corpus, run_dir: str | Path, config: TrainConfig | No
     """
     config = config or TrainConfig()
     check_trainable(corpus, config)
-    run_dir = Path(run_dir)
     device = torch.device(config.device)
     encoder = corpus.encoder
     assert encoder is not None  # checked above
     data = _to_tensors(corpus, config, device)
     fingerprint = run_fingerprint(corpus, config)
-    info = _start_run_folder(run_dir, corpus, config, encoder, data, fingerprint)
+    writer = RunWriter.start(
+        run_dir, config=config, encoder=encoder, fingerprint=fingerprint, audio_dim=data.audio_dim,
+        text_dim=data.text_dim, n_items=len(corpus), dataset_root=str(corpus.root) if corpus.root else "",
+        dataset=corpus.dataset, synthetic=corpus.synthetic)
     splits = fold_splits(data.codes, folds=config.folds, seed=config.seed, val_fraction=config.val_fraction)
 
-    results: list[_FoldResult] = []
+    results: dict[int, _FoldResult] = {}
     try:
         for k, (train, val, test) in enumerate(splits, start=1):
             wanted = config.only_fold is None or config.only_fold == k
-            done = _reuse_fold(run_dir, k, data, test, fingerprint, config, device)
+            done = _reuse_fold(writer.path, k, data, test, fingerprint, device)
             if done is not None:
-                results.append(done)
+                results[k] = done
                 jobs.report(job, f"fold {k}/{config.folds}", config.epochs, config.epochs,
                             "reused", fold=k, reused=True, best_epoch=done.best_epoch)
             elif wanted:
-                results.append(_train_fold(k, train, val, test, data, config, encoder, run_dir,
-                                           fingerprint, device, job))
+                with writer.fold_lock(k):
+                    results[k] = _train_fold(k, train, val, test, data, config, writer, device, job)
+        for k, (_train, _val, test) in enumerate(splits, start=1):  # finished meanwhile by another process
+            if k not in results and (done := _reuse_fold(writer.path, k, data, test, fingerprint, device)):
+                results[k] = done
     except Cancelled:
-        _set_status(run_dir, info, "cancelled", [r.fold for r in results])
+        writer.set_status("cancelled")
         raise
     except BaseException:
-        _set_status(run_dir, info, "failed", [r.fold for r in results])
+        writer.set_status("failed")
         raise
 
-    result = _aggregate(corpus, data, results, config, run_dir)
-    _set_status(run_dir, info, result.status, result.folds)
+    result = _aggregate(corpus, data, [results[k] for k in sorted(results)], config, writer)
+    writer.finish(result)
     return result
 
 
@@ -324,6 +236,8 @@ def run_fingerprint(corpus: Corpus, config: TrainConfig) -> str:
     digest.update(json.dumps(corpus.encoder.to_dict() if corpus.encoder else None, sort_keys=True).encode())
     digest.update("\0".join(corpus.ids).encode())
     digest.update(b"\1" + "\0".join(corpus.labels.astype(str)).encode())
+    if config.missing_audio == "mask" and config.mode == "both":
+        digest.update(b"\2" + "\0".join(corpus.audio_status()).encode())
     for name in ("audio", "text"):
         matrix = getattr(corpus, name)
         if matrix is not None and (config.mode == "both" or config.mode == name):
@@ -342,48 +256,17 @@ def _to_tensors(corpus: Corpus, config: TrainConfig, device: torch.device) -> _D
     text = tensor(corpus.text, config.mode in ("both", "text"))
     encoder = corpus.encoder
     assert encoder is not None
+    status = corpus.audio_status()
+    present = None
+    if config.mode == "both" and config.missing_audio == "mask":
+        present = torch.as_tensor(has_audio(status), device=device)
     return _Data(
         codes=np.array(corpus.labels.astype(str).map(CLASS_INDEX), dtype=np.int64),
         audio=audio, text=text,
         audio_dim=audio.shape[1] if audio is not None else encoder.audio_dim,
         text_dim=text.shape[1] if text is not None else encoder.text_dim,
+        audio_status=status, audio_present=present,
     )
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _start_run_folder(run_dir: Path, corpus: Corpus, config: TrainConfig, encoder: EncoderInfo,
-                      data: _Data, fingerprint: str) -> dict[str, Any]:
-    """Create run.json (status running), or continue the same run; refuse a folder of another."""
-    created = _now()
-    run_file = run_dir / runs.RUN_FILE
-    if run_file.is_file():
-        previous = runs.read_json(run_file)
-        if previous.get("fingerprint") != fingerprint:
-            raise BadInputError(
-                f"{run_dir} already holds a run with other options or other data. Choose a new "
-                "folder for this run (or delete that one to replace it).")
-        created = str(previous.get("created", created))
-    elif run_dir.exists() and any(run_dir.iterdir()):
-        raise BadInputError(f"{run_dir} is not empty and is not a run folder: choose a new or empty folder.")
-    info = {
-        "format": "bst-run", "bst_format": runs.RUN_FORMAT,
-        "config": config.to_dict(), "encoder": encoder.to_dict(), "class_keys": list(CLASS_KEYS),
-        "audio_dim": data.audio_dim, "text_dim": data.text_dim,
-        "dataset_root": str(corpus.root) if corpus.root else "", "n_items": len(corpus),
-        "fingerprint": fingerprint, "created": created, "updated": created,
-        "status": "running", "folds_done": [],
-    }
-    run_dir.mkdir(parents=True, exist_ok=True)
-    runs.write_run_info(run_dir, info)
-    return info
-
-
-def _set_status(run_dir: Path, info: dict[str, Any], status: str, folds_done: list[int]) -> None:
-    info.update(status=status, folds_done=sorted(folds_done), updated=_now())
-    runs.write_run_info(run_dir, info)
 
 
 @contextlib.contextmanager
@@ -430,8 +313,7 @@ def warm_up(device: str = "cpu") -> None:
 
 
 def _train_fold(k: int, train: np.ndarray, val: np.ndarray, test: np.ndarray, data: _Data,
-                config: TrainConfig, encoder: EncoderInfo, run_dir: Path, fingerprint: str,
-                device: torch.device, job: Job | None) -> _FoldResult:
+                config: TrainConfig, writer: RunWriter, device: torch.device, job: Job | None) -> _FoldResult:
     stage = f"fold {k}/{config.folds}"
     jobs.report(job, stage, 0, config.epochs, "training", fold=k)
     with _reproducible(_fold_seed(config.seed, k), device):
@@ -451,7 +333,7 @@ def _train_fold(k: int, train: np.ndarray, val: np.ndarray, test: np.ndarray, da
             jobs.check(job)
             loss, attn = _train_epoch(model, optimizer, criterion, data, codes, train_rows, shuffle, noise,
                                       config, job)
-            probs, _ = predict_probs(model, *_rows(data, val_rows), batch_size=EVAL_BATCH)
+            probs, _ = predict_probs(model, **_rows(data, val_rows), batch_size=EVAL_BATCH)
             pred = _CLASS_KEY_ARRAY[probs.argmax(dim=1).cpu().numpy()].tolist()
             val_hf = evaluate(val_truth, pred, lam=config.lam, absent="reference").hF
             lr = optimizer.param_groups[0]["lr"]
@@ -470,26 +352,26 @@ def _train_fold(k: int, train: np.ndarray, val: np.ndarray, test: np.ndarray, da
                 break
         if best_state is not None:
             model.load_state_dict(best_state)
-        test_probs, _ = predict_probs(model, *_rows(data, torch.as_tensor(test, device=device)),
+        test_probs, _ = predict_probs(model, **_rows(data, torch.as_tensor(test, device=device)),
                                       batch_size=EVAL_BATCH)
 
     probs_np = test_probs.double().cpu().numpy()
     test_report = evaluate(_CLASS_KEY_ARRAY[data.codes[test]].tolist(),
                            _CLASS_KEY_ARRAY[probs_np.argmax(axis=1)].tolist(), lam=config.lam,
                            absent=config.absent)  # type: ignore[arg-type]
-    folder = runs.fold_dir(run_dir, k)
-    runs.write_history(folder / runs.HISTORY_FILE, history)
-    write_json(folder / runs.METRICS_FILE, runs.json_ready({
+    writer.write_fold(k, model, history=history, best_epoch=best_epoch, metrics={
         "fold": k, "best_epoch": best_epoch, "best_val_hf": best_hf, "epochs_run": len(history),
         "n_train": len(train), "n_val": len(val), "n_test": len(test), "test": test_report.to_dict(),
-    }))
-    runs.save_fold_model(folder / runs.MODEL_FILE, model, config=config.to_dict(), encoder=encoder,
-                         fold=k, best_epoch=best_epoch, fingerprint=fingerprint)
+    })
     return _FoldResult(k, test, probs_np, best_epoch, reused=False)
 
 
-def _rows(data: _Data, rows: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    return (None if data.audio is None else data.audio[rows], None if data.text is None else data.text[rows])
+def _rows(data: _Data, rows: torch.Tensor) -> dict[str, torch.Tensor | None]:
+    """The model inputs of ``rows``: ``audio``, ``text`` and ``audio_present`` (keyword arguments)."""
+    def pick(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else t[rows]
+
+    return {"audio": pick(data.audio), "text": pick(data.text), "audio_present": pick(data.audio_present)}
 
 
 def _train_epoch(model: HATR, optimizer: torch.optim.Optimizer, criterion: nn.Module, data: _Data,
@@ -508,12 +390,13 @@ def _train_epoch(model: HATR, optimizer: torch.optim.Optimizer, criterion: nn.Mo
             continue
         if b % CHECK_EVERY_BATCHES == 0:
             jobs.check(job)
-        audio, text = _rows(data, rows)
+        inputs = _rows(data, rows)
+        audio, text = inputs["audio"], inputs["text"]
         if config.augment:
             audio = None if audio is None else _augment(audio, noise)
             text = None if text is None else _augment(text, noise)
         optimizer.zero_grad(set_to_none=True)
-        logits, attention = model(audio, text)
+        logits, attention = model(audio, text, inputs["audio_present"])
         loss = criterion(logits, codes[rows])
         loss.backward()
         optimizer.step()
@@ -533,7 +416,7 @@ def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 def _reuse_fold(run_dir: Path, k: int, data: _Data, test: np.ndarray, fingerprint: str,
-                config: TrainConfig, device: torch.device) -> _FoldResult | None:
+                device: torch.device) -> _FoldResult | None:
     """The fold's saved model if it exists and was made from the same config and data."""
     path = runs.fold_dir(run_dir, k) / runs.MODEL_FILE
     if not path.is_file():
@@ -545,52 +428,29 @@ def _reuse_fold(run_dir: Path, k: int, data: _Data, test: np.ndarray, fingerprin
         return None  # damaged or foreign: train it again (the new file replaces it)
     if meta.get("fingerprint") != fingerprint:
         return None
-    probs, _ = predict_probs(model, *_rows(data, torch.as_tensor(test, device=device)), batch_size=EVAL_BATCH)
+    probs, _ = predict_probs(model, **_rows(data, torch.as_tensor(test, device=device)), batch_size=EVAL_BATCH)
     return _FoldResult(k, test, probs.double().cpu().numpy(), int(meta.get("best_epoch", 0)), reused=True)
 
 
 def _aggregate(corpus: Corpus, data: _Data, results: list[_FoldResult], config: TrainConfig,
-               run_dir: Path) -> CrossValResult:
-    """OOF table, per-fold and pooled reports, confusion; writes oof_predictions.csv and metrics.json."""
-    results = sorted(results, key=lambda r: r.fold)
-    absent = config.absent
-    fold_reports = []
-    for r in results:
-        truth = _CLASS_KEY_ARRAY[data.codes[r.test]].tolist()
-        pred = _CLASS_KEY_ARRAY[r.probs.argmax(axis=1)].tolist()
-        fold_reports.append(evaluate(truth, pred, lam=config.lam, absent=absent))  # type: ignore[arg-type]
-
+               writer: RunWriter) -> CrossValResult:
+    """The out-of-fold table (rows in corpus order), per-fold and pooled reports, confusion."""
     rows = np.concatenate([r.test for r in results])
     probs = np.concatenate([r.probs for r in results])
     fold_of = np.concatenate([np.full(len(r.test), r.fold) for r in results])
     order = np.argsort(rows, kind="stable")
     rows, probs, fold_of = rows[order], probs[order], fold_of[order]
-    truth = _CLASS_KEY_ARRAY[data.codes[rows]]
-    pred = _CLASS_KEY_ARRAY[probs.argmax(axis=1)]
-    oof = pd.DataFrame({
-        "id": corpus.table["id"].astype(str).to_numpy()[rows], "truth": truth, "prediction": pred,
-        "score": probs.max(axis=1), "fold": fold_of,
-    })
-    oof = pd.concat([oof, pd.DataFrame(probs, columns=list(CLASS_KEYS))], axis=1)
-    report = evaluate(truth.tolist(), pred.tolist(), lam=config.lam, absent=absent)  # type: ignore[arg-type]
-    confusion = confusion_matrix(truth.tolist(), pred.tolist())
-    summary = summarize(fold_reports)
+    ids = corpus.table["id"].astype(str).to_numpy()[rows]
+    oof = runs.oof_table(ids, _CLASS_KEY_ARRAY[data.codes[rows]], probs, fold_of,
+                         [data.audio_status[r] for r in rows])
+    best = {r.fold: r.best_epoch for r in results}
+    fold_reports, report, confusion = runs.results_from_table(oof, best, config)
     folds = [r.fold for r in results]
-    status = "complete" if len(results) == config.folds else "partial"
-
-    runs.write_table(run_dir / runs.OOF_FILE, oof)
-    write_json(run_dir / runs.METRICS_FILE, runs.json_ready({
-        "lam": config.lam, "absent": absent, "mode": config.mode, "n_items": len(rows),
-        "folds_done": folds, "status": status,
-        "folds": [{"fold": r.fold, "best_epoch": r.best_epoch, **rep.to_dict()}
-                  for r, rep in zip(results, fold_reports, strict=True)],
-        "summary": {name: {"mean": m, "std": s} for name, (m, s) in summary.items()},
-        "pooled": report.to_dict(),
-        "class_keys": list(CLASS_KEYS),
-        "confusion": confusion,
-    }))
-    return CrossValResult(run_dir=run_dir, fold_reports=fold_reports, summary=summary, oof=oof,
-                          report=report, confusion=confusion, folds=folds,
-                          reused=[r.fold for r in results if r.reused],
-                          best_epochs=[r.best_epoch for r in results], status=status)
-
+    model = HATR(config.mode, data.audio_dim, data.text_dim, config.hidden, config.dropout)
+    return CrossValResult(
+        run_dir=writer.path, config=config, encoder=corpus.encoder,  # type: ignore[arg-type]
+        fold_reports=fold_reports, oof=oof, report=report, confusion=confusion, folds=folds,
+        reused=[r.fold for r in results if r.reused], best_epochs=[r.best_epoch for r in results],
+        status="complete" if len(results) == config.folds else "partial",
+        dataset_root=str(corpus.root) if corpus.root else "", dataset=corpus.dataset,
+        synthetic=corpus.synthetic, n_items=len(corpus), parameters_per_model=count_parameters(model))

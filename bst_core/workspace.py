@@ -23,9 +23,7 @@ means "no edited label" (the truth or prediction stands).
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -70,10 +68,7 @@ def default_path(source: str | os.PathLike[str]) -> Path:
     ``data_dir()/workspaces/<name>-<12 hex of sha1(absolute path)>/workspace.sqlite``: outside the
     user's folder, one per source, stable across runs.
     """
-    absolute = str(Path(source).expanduser().resolve())
-    digest = hashlib.sha1(absolute.encode("utf-8")).hexdigest()[:12]
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(absolute).name)[:40] or "root"
-    return paths.data_dir() / "workspaces" / f"{name}-{digest}" / FILE_NAME
+    return paths.data_dir() / "workspaces" / paths.folder_key(source) / FILE_NAME
 
 
 class Workspace:

@@ -198,3 +198,15 @@ def test_unreadable_folder_entries_are_noted(tmp_path: Path) -> None:
     finally:
         locked.chmod(0o755)
     assert any("could not list folder" in note for note in corpus.notes)
+
+
+def test_csv_paths_outside_the_csv_folder_are_allowed_and_counted(tmp_path: Path) -> None:
+    wav(tmp_path / "outside.wav")
+    listing = tmp_path / "mine" / "m.csv"
+    wav(listing.parent / "in" / "x.wav")
+    listing.write_text("id,path\n1,in/x.wav\n2,../outside.wav\n3,/etc/passwd\n4,in/../in/x.wav\n")
+    corpus = read_freesound_csv(listing)
+    assert corpus.table["audio_path"][1] == str(tmp_path / "mine" / ".." / "outside.wav")
+    assert "2 audio path(s) of m.csv point outside its folder, e.g. ../outside.wav, /etc/passwd." in corpus.notes
+    listing.write_text("id,path\n1,in/x.wav\n")
+    assert not any("point outside" in note for note in read_freesound_csv(listing).notes)

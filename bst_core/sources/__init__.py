@@ -14,7 +14,8 @@ from typing import Any
 from bst_core import jobs
 from bst_core.corpus import Corpus
 from bst_core.errors import BadInputError
-from bst_core.sources.bsd import csv_columns, examples, read_bsd_dataset
+from bst_core.predictions import AUDIO_OK, text_only
+from bst_core.sources.bsd import csv_columns, examples, metadata_csvs, read_bsd_dataset
 from bst_core.sources.evaluation import read_evaluation_folder
 from bst_core.store import EmbeddingStore
 
@@ -39,7 +40,11 @@ def __getattr__(name: str) -> Any:
 
 def detect_kind(path: str | os.PathLike[str]) -> str:
     """``"bsd"`` (metadata with sound_id + class_idx), ``"evaluation"`` (metadata with anonymous_id),
-    ``"csv"`` (a .csv file) or ``"folder"`` (any other folder)."""
+    ``"csv"`` (a .csv file) or ``"folder"`` (any other folder).
+
+    A ``metadata/*_metadata.csv`` that cannot be read raises :class:`BadInputError` naming it: an
+    unreadable dataset is never taken for a folder of sounds.
+    """
     path = Path(path)
     if path.is_file():
         if path.suffix.lower() == ".csv":
@@ -48,7 +53,7 @@ def detect_kind(path: str | os.PathLike[str]) -> str:
                             "folder of sounds, or a Freesound metadata CSV.")
     if not path.is_dir():
         raise BadInputError(f"{path} does not exist. Choose an existing folder or .csv file.")
-    headers = [set(csv_columns(p)) for p in sorted((path / "metadata").glob("*_metadata.csv"))]
+    headers = [set(csv_columns(p)) for p in metadata_csvs(path / "metadata")]   # unreadable ones raise
     if any({"sound_id", "class_idx"} <= columns for columns in headers):
         return "bsd"
     if any("anonymous_id" in columns for columns in headers):
@@ -91,5 +96,8 @@ def attach_store(corpus: Corpus, store_path: str | os.PathLike[str]) -> Corpus:
     if len(failed):
         notes.append(f"{len(failed)} sounds have no audio embedding (zeros; their text is used), "
                      f"e.g. {examples([f'{i} ({r})' for i, r in zip(failed.index, failed['reason'], strict=True)])}.")
-    return replace(corpus, table=corpus.table.copy(), audio=audio, text=text, encoder=store.encoder,
-                   notes=notes)
+    table = corpus.table.copy()
+    table["audio_status"] = [AUDIO_OK if status != "audio_failed" else text_only(str(reason))
+                             for status, reason in zip(items["status"], items["reason"], strict=True)]
+    return replace(corpus, table=table, audio=audio, text=text, encoder=store.encoder, notes=notes,
+                   store=store.path)

@@ -28,9 +28,10 @@ import numpy as np
 import pandas as pd
 
 from bst_core import atomic, jobs, paths, taxonomy
-from bst_core.corpus import CLAP_ENCODER, CORPUS_COLUMNS, Corpus, EncoderInfo
+from bst_core.corpus import CLAP_ENCODER, CORPUS_COLUMNS, Corpus, EncoderInfo, official_dataset
 from bst_core.errors import BadInputError
 from bst_core.store import EmbeddingStore, consolidate_npy_folders, remove_store
+from bst_core.textfile import read_csv_table, shorten
 
 KIND = "bsd"
 METADATA_NAMES: tuple[str, ...] = ("BSD10k_metadata.csv", "BSD35k-CS_metadata.csv")
@@ -42,25 +43,28 @@ _EXAMPLES = 3
 
 
 # ---------------------------------------------------------------------- CSV helpers (shared by readers)
-def read_metadata_csv(path: Path) -> pd.DataFrame:
-    """Every column as ``str`` (names stripped); empty cells stay ``""``, "NA"/"null" stay text."""
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise BadInputError(f"{path} is not UTF-8 text ({exc}). Save it as UTF-8 and open it again.") from exc
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise BadInputError(f"{path} cannot be read as CSV ({exc}). Check that it is a complete, "
-                            "comma-separated file with a header row.") from exc
-    frame.columns = [str(c).strip() for c in frame.columns]
-    return frame
+def read_metadata_csv(path: Path, notes: list[str] | None = None) -> pd.DataFrame:
+    """Every column as ``str`` exactly as written (names stripped); "NA"/"null" stay text.
+
+    The encoding is detected (:func:`bst_core.textfile.read_csv_table`); when the cp1252 fallback
+    was used, its note is appended to ``notes``. Unreadable files raise :class:`BadInputError`.
+    """
+    table = read_csv_table(path)
+    if table.note and notes is not None:
+        notes.append(table.note)
+    return table.frame
 
 
 def csv_columns(path: Path) -> list[str]:
-    """Header of a CSV file ([] when it cannot be read)."""
-    try:
-        return [str(c).strip() for c in pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns]
-    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+    """Header of a CSV file; a file that cannot be read raises :class:`BadInputError` naming it."""
+    return [str(c) for c in read_csv_table(path, header_only=True).frame.columns]
+
+
+def metadata_csvs(folder: Path) -> list[Path]:
+    """``folder/*_metadata.csv`` files, sorted, hidden ones ("._x_metadata.csv" from macOS) left out."""
+    if not folder.is_dir():
         return []
+    return sorted(p for p in folder.glob("*_metadata.csv") if not p.name.startswith(".") and p.is_file())
 
 
 def examples(values: Sequence[object], k: int = _EXAMPLES) -> str:
@@ -199,8 +203,7 @@ def find_bsd_metadata(root: Path) -> Path:
     for name in METADATA_NAMES:
         if (folder / name).is_file():
             return folder / name
-    candidates = sorted(folder.glob("*_metadata.csv")) if folder.is_dir() else []
-    for path in candidates:
+    for path in metadata_csvs(folder):
         if {"sound_id", "class_idx"} <= set(csv_columns(path)):
             return path
     raise BadInputError(
@@ -230,7 +233,7 @@ def _labels(raw: pd.DataFrame, meta_path: Path) -> tuple[np.ndarray, np.ndarray,
         row = int(bad[0])
         raise BadInputError(
             f"{meta_path}: data row {row + 1} (sound_id {raw['id'].iloc[row]}) has class_idx "
-            f"{text.iloc[row]!r}, which is not a Broad Sound Taxonomy code ({len(bad)} such rows). "
+            f"{shorten(text.iloc[row])}, which is not a Broad Sound Taxonomy code ({len(bad)} such rows). "
             "Fix or remove those rows.")
     keep = kinds == "target"
     labels = pd.Series(codes[keep], dtype=np.int64).map(
@@ -267,16 +270,16 @@ def read_bsd_dataset(root: str | os.PathLike[str], *, job: jobs.Job | None = Non
         raise BadInputError(f"{root} is not a folder. Choose the dataset's root folder.")
     meta_path = find_bsd_metadata(root)
     jobs.report(job, "read metadata", 0, None, meta_path.name)
-    raw = read_metadata_csv(meta_path)
+    encoding_notes: list[str] = []
+    raw = read_metadata_csv(meta_path, encoding_notes)
     missing = [c for c in ("sound_id", "class_idx") if c not in raw.columns]
     if missing:
         raise BadInputError(f"{meta_path} has no {' or '.join(missing)} column. Use the dataset's "
                             "original metadata file.")
     raw = raw.rename(columns={"sound_id": "id"})
-    raw["id"] = raw["id"].str.strip()
     check_ids(raw["id"], meta_path, "sound_id")
     codes, keep, labels, label_notes = _labels(raw, meta_path)
-    notes = [f"Metadata: {meta_path.name}, {len(raw)} rows.", *label_notes,
+    notes = [f"Metadata: {meta_path.name}, {len(raw)} rows.", *encoding_notes, *label_notes,
              *_class_column_notes(raw, keep, labels)]
     raw = raw.loc[keep].reset_index(drop=True)
 
@@ -296,7 +299,8 @@ def read_bsd_dataset(root: str | os.PathLike[str], *, job: jobs.Job | None = Non
     table["class_idx"] = codes[keep]
     table = table.loc[:, list(CORPUS_COLUMNS) + [c for c in table.columns if c not in CORPUS_COLUMNS]]
 
-    corpus = Corpus(table, root=root, kind=KIND, notes=notes)
+    dataset, synthetic = official_dataset(meta_path.name.removesuffix("_metadata.csv"), len(keep), root)
+    corpus = Corpus(table, root=root, kind=KIND, notes=notes, dataset=dataset, synthetic=synthetic)
     shipped = load_shipped_embeddings(root, table["id"].tolist(), job=job)
     if shipped is None:
         corpus.notes.append(f"No shipped embeddings ({AUDIO_FEATURES} and {TEXT_FEATURES}); "
@@ -319,16 +323,52 @@ def read_bsd_dataset(root: str | os.PathLike[str], *, job: jobs.Job | None = Non
     return corpus
 
 
+_LINE_BREAKS = re.compile(r"[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_SUSPECT = r"[\x00-\x1f\x7f-\x9f\u2028\u2029]"
+
+
+def id_problem(value: str, *, allow_spaces: bool = False) -> str:
+    """Why ``value`` cannot be kept as an id ("" when it can): ids are used exactly as written.
+
+    Refused: empty, NUL, line breaks, other control characters, lone surrogates (file names that
+    are not valid UTF-8) and, unless ``allow_spaces``, leading or trailing whitespace.
+    """
+    if value == "":
+        return "is empty"
+    if "\x00" in value:
+        return "contains a NUL character"
+    if _LINE_BREAKS.search(value):
+        return "contains a line break"
+    if _CONTROLS.search(value):
+        return "contains a control character"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "holds bytes that are not valid UTF-8"
+    if not allow_spaces and value.strip() != value:
+        return "has leading or trailing spaces"
+    return ""
+
+
 def check_ids(ids: pd.Series, meta_path: Path, column: str) -> None:
-    """Refuse empty or duplicated ids, naming the file, the row or the ids."""
+    """Refuse ids that cannot be kept exactly (see :func:`id_problem`) or that repeat, naming the
+    file, the data row and the id."""
     empty = np.flatnonzero((ids == "").to_numpy())
     if len(empty):
         raise BadInputError(f"{meta_path}: data row {int(empty[0]) + 1} has an empty {column}. "
                             "Fill it in or remove the row.")
+    suspect = ids.str.contains(_SUSPECT, regex=True) | (ids.str.strip() != ids)
+    for row in np.flatnonzero(suspect.to_numpy(dtype=bool)):
+        value = ids.iloc[row]
+        problem = id_problem(value)
+        if problem:
+            raise BadInputError(
+                f"{meta_path}: data row {row + 1} has {column} {shorten(value)}, which {problem}. Ids are "
+                "used exactly as written: correct the value in the file (or remove the row).")
     duplicated = ids[ids.duplicated()].unique().tolist()
     if duplicated:
         raise BadInputError(f"{meta_path}: {column} values appear more than once "
                             f"({examples(duplicated)}). Each sound must have one row.")
 
-
-_check_ids = check_ids  # former name, still imported by sources/freesound.py

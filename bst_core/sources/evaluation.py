@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from bst_core import jobs
-from bst_core.corpus import CORPUS_COLUMNS, Corpus
+from bst_core.corpus import CORPUS_COLUMNS, SYNTHETIC_MARKER, Corpus
 from bst_core.errors import BadInputError
 from bst_core.sources.bsd import (
     AUDIO_FEATURES,
@@ -25,6 +25,7 @@ from bst_core.sources.bsd import (
     csv_columns,
     examples,
     load_shipped_embeddings,
+    metadata_csvs,
     read_metadata_csv,
     text_frame,
 )
@@ -39,7 +40,7 @@ def find_evaluation_metadata(root: Path) -> Path:
     folder = Path(root) / "metadata"
     if (folder / PREFERRED_METADATA).is_file():
         return folder / PREFERRED_METADATA
-    for path in sorted(folder.glob("*_metadata.csv")) if folder.is_dir() else []:
+    for path in metadata_csvs(folder):
         if ID_COLUMN in csv_columns(path):
             return path
     raise BadInputError(
@@ -54,11 +55,12 @@ def read_evaluation_folder(root: str | os.PathLike[str], *, job: jobs.Job | None
         raise BadInputError(f"{root} is not a folder. Choose the evaluation set's root folder.")
     meta_path = find_evaluation_metadata(root)
     jobs.report(job, "read metadata", 0, None, meta_path.name)
-    raw = read_metadata_csv(meta_path)
+    encoding_notes: list[str] = []
+    raw = read_metadata_csv(meta_path, encoding_notes)
     if ID_COLUMN not in raw.columns:
         raise BadInputError(f"{meta_path} has no {ID_COLUMN} column. Use the evaluation set's "
                             "original metadata file.")
-    ids = raw[ID_COLUMN].str.strip()
+    ids = raw[ID_COLUMN]
     check_ids(ids, meta_path, ID_COLUMN)
 
     wavs = audio_files(root / "audio")
@@ -75,7 +77,7 @@ def read_evaluation_folder(root: str | os.PathLike[str], *, job: jobs.Job | None
             table[column] = raw[column]
     table = table.loc[:, list(CORPUS_COLUMNS) + [c for c in table.columns if c not in CORPUS_COLUMNS]]
 
-    notes = [f"Metadata: {meta_path.name}, {len(table)} rows."]
+    notes = [f"Metadata: {meta_path.name}, {len(table)} rows.", *encoding_notes]
     without_audio = table["id"][table["audio_path"] == ""].tolist()
     if without_audio:
         notes.append(f"{len(without_audio)} metadata rows have no audio/<anonymous_id>.wav (kept; their "
@@ -86,7 +88,7 @@ def read_evaluation_folder(root: str | os.PathLike[str], *, job: jobs.Job | None
         notes.append(f"{len(unlisted)} audio files are not in the metadata and were ignored, "
                      f"e.g. {examples(unlisted)}.")
 
-    corpus = Corpus(table, root=root, kind=KIND, notes=notes)
+    corpus = Corpus(table, root=root, kind=KIND, notes=notes, synthetic=(root / SYNTHETIC_MARKER).exists())
     shipped = load_shipped_embeddings(root, corpus.ids, job=job)
     if shipped is not None:
         corpus.notes += shipped.notes

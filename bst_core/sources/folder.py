@@ -4,7 +4,9 @@ Every file whose extension is in :data:`bst_core.audio.AUDIO_EXTENSIONS` counts,
 Hidden files and folders (name starting with ".", e.g. macOS "._" resource forks) are skipped and
 counted in the notes. For each file:
 
-- ``id``: its path relative to the root, POSIX style ("birds/robin_01.wav").
+- ``id``: its path relative to the root, POSIX style ("birds/robin_01.wav"), exactly. Files whose
+  path cannot be an id as it is (control characters, line breaks, bytes that are not UTF-8) are
+  left out and counted in the notes.
 - ``title``: the embedded title tag when there is one, else the file name without extension
   with "_" and "-" turned into spaces.
 - ``tags``: the names of the folders between the root and the file, plus an embedded genre.
@@ -30,6 +32,8 @@ from bst_core import jobs
 from bst_core.audio import AUDIO_EXTENSIONS
 from bst_core.corpus import Corpus, empty_table
 from bst_core.errors import BadInputError
+from bst_core.sources.bsd import examples, id_problem
+from bst_core.textfile import shorten
 
 _NAME_SEPARATORS = re.compile(r"[_\-\s]+")
 
@@ -73,12 +77,33 @@ def _scan(root: Path, job: jobs.Job | None) -> tuple[list[Path], list[str]]:
     return found, notes
 
 
+def _usable(root: Path, paths: list[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Files whose relative path can be an id as it is, and (relative path, problem) of the others."""
+    usable: list[Path] = []
+    refused: list[tuple[str, str]] = []
+    for path in paths:
+        problem = id_problem(path.relative_to(root).as_posix(), allow_spaces=True)
+        if problem:
+            refused.append((path.relative_to(root).as_posix(), problem))
+        else:
+            usable.append(path)
+    return usable, refused
+
+
 def read_audio_folder(root: str | os.PathLike[str], *, job: jobs.Job | None = None) -> Corpus:
     """All audio files under ``root`` as a corpus of kind ``"folder"`` (no labels, no embeddings)."""
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
         raise BadInputError(f"{root} is not a folder. Choose a folder that contains audio files.")
     paths, notes = _scan(root, job)
+    paths, refused = _usable(root, paths)
+    if refused:
+        reasons = sorted({problem for _, problem in refused})
+        notes.append(f"{len(refused)} audio files were left out: their names cannot be used as ids as they are "
+                     f"({'; '.join(reasons)}), e.g. {examples([shorten(name) for name, _ in refused])}. "
+                     "Rename them to include them.")
+    if not paths and refused:
+        raise BadInputError(f"No usable audio files in {root}: {notes[-1]}")
     if not paths:
         raise BadInputError(
             f"No audio files found in {root} (looked for {', '.join(sorted(AUDIO_EXTENSIONS))} at any "

@@ -2,7 +2,8 @@
 
 Columns (names matched without regard to case):
 
-- ``id`` or ``sound_id`` (required): the sound's id.
+- ``id`` or ``sound_id`` (required): the sound's id, kept exactly as written; an id with spaces at
+  either end, a control character or a line break is refused.
 - ``title``, ``tags``, ``description`` (optional, "" when absent).
 - ``class`` (optional): a BST class key ("fx-o") or a three-digit code ("401"); or ``class_idx``
   (codes). Rows whose class is not one of the 23 targets ("fx-other", a top level only, a word
@@ -13,6 +14,7 @@ Columns (names matched without regard to case):
   ``audio_file`` (relative paths are taken from ``audio_dir`` when given, else from the CSV's
   folder), or else a folder (``audio_dir``, else ``<csv folder>/audio`` when it exists, else the
   CSV's folder) holding ``<id>.<ext>`` or Freesound's download names ``<id>__<user>__<name>.<ext>``.
+  Paths that lead outside that folder ("../x.wav", "/abs/x.wav") are used, and counted in a note.
 
 Every other column is kept (a column named ``label`` or ``source`` is kept as ``csv_label`` /
 ``csv_source``, since the corpus uses those names).
@@ -30,7 +32,7 @@ from bst_core import jobs, taxonomy
 from bst_core.audio import AUDIO_EXTENSIONS
 from bst_core.corpus import CORPUS_COLUMNS, Corpus
 from bst_core.errors import BadInputError
-from bst_core.sources.bsd import _check_ids, examples, read_metadata_csv, text_frame
+from bst_core.sources.bsd import check_ids, examples, read_metadata_csv, text_frame
 
 KIND = "csv"
 ID_COLUMNS: tuple[str, ...] = ("id", "sound_id")
@@ -92,6 +94,11 @@ def _index_audio(folder: Path) -> dict[str, Path]:
     return index
 
 
+def _inside(path: str, folder: Path) -> bool:
+    """Whether ``path`` (absolute) lies under ``folder``, judged on the names ("a/../b" counts as "b")."""
+    return os.path.normpath(path).startswith(os.path.join(os.path.normpath(folder), ""))
+
+
 def _audio_paths(raw: pd.DataFrame, ids: pd.Series, csv_path: Path, audio_dir: Path | None,
                  columns: dict[str, str]) -> tuple[list[str], list[str]]:
     """Absolute audio path per row ("" when none was found) and notes."""
@@ -102,6 +109,11 @@ def _audio_paths(raw: pd.DataFrame, ids: pd.Series, csv_path: Path, audio_dir: P
         paths = [str((base / v).absolute()) if v else "" for v in values]
         missing = [p for p in paths if p and not Path(p).is_file()]
         notes = [f"Audio paths from column `{path_column}` (relative to {base})."]
+        outside = [v for v, p in zip(values, paths, strict=True) if p and not _inside(p, base)]
+        if outside:
+            where = "its folder" if audio_dir is None else f"the audio folder {base}"
+            notes.append(f"{len(outside)} audio path(s) of {csv_path.name} point outside {where}, "
+                         f"e.g. {examples(outside)}.")
         if missing:
             notes.append(f"{len(missing)} files named in `{path_column}` do not exist, e.g. "
                          f"{examples(missing)}.")
@@ -131,15 +143,16 @@ def read_freesound_csv(path: str | os.PathLike[str], *, audio_dir: str | os.Path
     if folder is not None and not folder.is_dir():
         raise BadInputError(f"Audio folder {folder} does not exist. Choose the folder that holds the sounds.")
     jobs.report(job, "read metadata", 0, None, csv_path.name)
-    raw = read_metadata_csv(csv_path)
+    encoding_notes: list[str] = []
+    raw = read_metadata_csv(csv_path, encoding_notes)
     columns = {c.lower(): c for c in raw.columns}   # lower-case name → name as written
     id_column = next((columns[c] for c in ID_COLUMNS if c in columns), None)
     if id_column is None:
         raise BadInputError(
             f"{csv_path} has no `id` or `sound_id` column (columns: {', '.join(raw.columns) or 'none'}). "
             "Add a column with each sound's id, or rename the existing one.")
-    ids = raw[id_column].str.strip()
-    _check_ids(ids, csv_path, id_column)
+    ids = raw[id_column]
+    check_ids(ids, csv_path, id_column)
 
     renamed = raw.rename(columns={columns[c]: c for c in ("title", "tags", "description") if c in columns})
     class_column = next((columns[c] for c in CLASS_COLUMNS if c in columns), None)
@@ -160,6 +173,6 @@ def read_freesound_csv(path: str | os.PathLike[str], *, audio_dir: str | os.Path
         if name in CORPUS_COLUMNS:   # e.g. a path column called audio_path: already used
             name = f"csv_{name}"
         table[name] = raw[column].to_numpy()
-    notes = [f"Metadata: {csv_path.name}, {len(table)} rows.", *notes, *audio_notes]
+    notes = [f"Metadata: {csv_path.name}, {len(table)} rows.", *encoding_notes, *notes, *audio_notes]
     jobs.report(job, "read metadata", 1, 1, f"{len(table)} sounds")
     return Corpus(table, root=csv_path, kind=KIND, notes=notes)
