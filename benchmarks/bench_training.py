@@ -31,7 +31,8 @@ from bst_core.jobs import Job, Progress
 from bst_core.model import HATR
 from bst_core.runs import RunFolder
 from bst_core.taxonomy import CLASS_KEYS
-from bst_core.training import TrainConfig, cross_validate
+from bst_core.config import TrainConfig
+from bst_core.training import cross_validate
 
 BSD10K_ITEMS = 10_956
 EVALUATION_ITEMS = 3_246

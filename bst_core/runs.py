@@ -345,27 +345,38 @@ class RunWriter:
                         encoder=EncoderInfo.from_dict(self.info["encoder"]), fold=fold, best_epoch=best_epoch,
                         fingerprint=self.info["fingerprint"])
 
-    def finish(self, result: CrossValResult) -> None:
-        """Write the out-of-fold table and metrics.json, then run.json with the status on disk."""
+    def finish(self, result: CrossValResult, unusable: Sequence[int] = ()) -> bool:
+        """Write the out-of-fold table and metrics.json, then run.json with the status on disk.
+
+        Returns False, writing nothing, when the folder holds finished folds that ``result`` lacks
+        (another process finished them meanwhile): aggregate again with them and call again.
+        ``unusable``: folds whose model file is there but not of this run (damaged or foreign).
+        """
         with locking.exclusive(self.path, "run folder"):
+            on_disk = sorted(set(RunFolder.finished_folds(self.path)) - set(unusable))
+            if set(on_disk) - set(result.folds):
+                return False
+            status = "complete" if len(on_disk) >= result.config.folds else "partial"
             write_table(self.path / OOF_FILE, result.oof)
             write_json(self.path / METRICS_FILE, json_ready({
                 "lam": result.config.lam, "absent": result.config.absent, "mode": result.config.mode,
-                "n_items": len(result.oof), "folds_done": result.folds,
+                "n_items": len(result.oof), "folds_done": result.folds, "status": status,
                 "folds": [{"fold": k, "best_epoch": b, **rep.to_dict()}
                           for k, b, rep in zip(result.folds, result.best_epochs, result.fold_reports, strict=True)],
+                "summary": {name: {"mean": m, "std": sd} for name, (m, sd) in result.summary.items()},
                 "pooled": result.report.to_dict(), "class_keys": list(CLASS_KEYS),
                 "confusion": result.confusion, "parameters_per_model": result.parameters_per_model,
             }))
-            self._write_info(result.status)
+            self._write_info(status, unusable)
+        return True
 
     def set_status(self, status: str) -> None:
         """Record ``status`` (e.g. "cancelled"); ``folds_done`` is what is on disk now."""
         with locking.exclusive(self.path, "run folder"):
             self._write_info(status)
 
-    def _write_info(self, status: str) -> None:
-        done = RunFolder.finished_folds(self.path)
+    def _write_info(self, status: str, unusable: Sequence[int] = ()) -> None:
+        done = sorted(set(RunFolder.finished_folds(self.path)) - set(unusable))
         if status in ("complete", "partial"):
             status = "complete" if len(done) >= int(self.info["config"]["folds"]) else "partial"
         self.info.update(status=status, folds_done=done, updated=_now())

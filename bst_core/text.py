@@ -3,6 +3,11 @@
 HTML is stripped (Freesound descriptions contain links and line breaks), entities are unescaped,
 tags are split on whitespace or commas (or read from a ``['a', 'b']`` list literal) and joined by
 spaces, empty fields are skipped and whitespace is collapsed.
+
+Each field is cut to :data:`MAX_FIELD_CHARS` characters before anything else is done with it, so
+a pathological cell (a 200 MB description) costs bounded time and memory in every encoder. CLAP
+reads at most 77 tokens of the whole text anyway; the offline encoder's n-grams of the first
+10,000 characters of a field describe it as well as those of all of it.
 """
 
 from __future__ import annotations
@@ -13,6 +18,10 @@ import re
 from html import unescape
 from html.parser import HTMLParser
 
+MAX_FIELD_CHARS = 10_000
+"""Characters of one field (title, tags or description) that are embedded; the rest is ignored."""
+_RAW_LIMIT = 4 * MAX_FIELD_CHARS
+"""Raw characters read from a field: room for markup around MAX_FIELD_CHARS of text."""
 _SPACE = re.compile(r"\s+")
 _TAG_SPLIT = re.compile(r"[\s,;]+")
 _BLOCK_TAGS = frozenset({"br", "p", "div", "li", "ul", "ol", "tr", "td", "h1", "h2", "h3", "h4", "hr"})
@@ -38,10 +47,10 @@ class _TextOnly(HTMLParser):
 
 
 def _as_text(value: object) -> str:
-    """A field value as a string: None and NaN (pandas' empty cell) become ""."""
+    """A field value as a string (at most :data:`_RAW_LIMIT` characters): None and NaN become ""."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    return str(value)
+    return str(value)[:_RAW_LIMIT]
 
 
 def strip_html(text: object) -> str:
@@ -52,7 +61,7 @@ def strip_html(text: object) -> str:
         parser.feed(raw)
         parser.close()
         raw = unescape("".join(parser.parts))
-    return _SPACE.sub(" ", raw).strip()
+    return _SPACE.sub(" ", raw).strip()[:MAX_FIELD_CHARS]
 
 
 def split_tags(tags: object) -> list[str]:

@@ -213,19 +213,24 @@ def cross_validate(corpus: Corpus, run_dir: str | Path, config: TrainConfig | No
             elif wanted:
                 with writer.fold_lock(k):
                     results[k] = _train_fold(k, train, val, test, data, config, writer, device, job)
-        for k, (_train, _val, test) in enumerate(splits, start=1):  # finished meanwhile by another process
-            if k not in results and (done := _reuse_fold(writer.path, k, data, test, fingerprint, device)):
-                results[k] = done
+        while True:  # folds another process (--only-fold) finished meanwhile are included
+            unusable = []
+            for k, (_train, _val, test) in enumerate(splits, start=1):
+                if k in results:
+                    continue
+                if (done := _reuse_fold(writer.path, k, data, test, fingerprint, device)) is not None:
+                    results[k] = done
+                elif (runs.fold_dir(writer.path, k) / runs.MODEL_FILE).is_file():
+                    unusable.append(k)
+            result = _aggregate(corpus, data, [results[k] for k in sorted(results)], config, writer)
+            if writer.finish(result, unusable):
+                return result
     except Cancelled:
         writer.set_status("cancelled")
         raise
     except BaseException:
         writer.set_status("failed")
         raise
-
-    result = _aggregate(corpus, data, [results[k] for k in sorted(results)], config, writer)
-    writer.finish(result)
-    return result
 
 
 def run_fingerprint(corpus: Corpus, config: TrainConfig) -> str:

@@ -78,7 +78,8 @@ def test_probabilities_are_the_mean_of_the_fold_models(run_dir: Path) -> None:
 def test_frame_has_ids_prediction_score_and_class_columns(run_dir: Path) -> None:
     corpus = make_corpus(n_per_class=2)
     frame = Ensemble.from_run(run_dir).predict(corpus).frame()
-    assert list(frame.columns) == ["id", "prediction", "score", *CLASS_KEYS]
+    assert list(frame.columns) == ["id", "prediction", "score", "audio_status", "attention_audio",
+                                   "attention_text", *CLASS_KEYS]
     assert frame["id"].tolist() == corpus.ids
     assert len(frame) == 6
 
