@@ -215,11 +215,11 @@ def clean_stale_tmp(folder: PathLike, older_than_s: float = STALE_TMP_SECONDS, *
 
 def _umask() -> int:
     """The process umask, read without changing it where the OS allows (Linux ``/proc``)."""
-    with contextlib.suppress(OSError, ValueError):
-        with open("/proc/self/status", encoding="ascii", errors="replace") as handle:
-            for line in handle:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
+    with contextlib.suppress(OSError, ValueError), \
+            open("/proc/self/status", encoding="ascii", errors="replace") as handle:
+        for line in handle:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
     with _UMASK_LOCK:  # elsewhere: set and restore at once (the only portable way to read it)
         current = os.umask(0o022)
         os.umask(current)

@@ -183,12 +183,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from bst_core import pipeline
-    from bst_core.submission import validate_package
+    from bst_core.submission import read_eval_ids, validate_package
 
-    eval_ids = None
-    if args.eval_root:
-        eval_ids = pipeline.open_source(args.eval_root).ids
+    eval_ids = read_eval_ids(args.eval_root) if args.eval_root else None
     problems = validate_package(args.package, eval_ids)
     if problems:
         print(f"bst validate: {args.package} has {len(problems)} problem(s):", file=sys.stderr)

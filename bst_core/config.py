@@ -30,6 +30,11 @@ MISSING_AUDIO: tuple[str, ...] = ("mask", "seed")
 attention come from the text alone; ``seed`` feeds the zero vector like any other, as the seed
 system does (exact reproduction)."""
 
+AUGMENT_NOISE_STD = 0.01
+"""Standard deviation of the Gaussian noise added to training embeddings when ``augment``."""
+AUGMENT_MASK_FRACTION = 0.1
+"""Probability that one embedding dimension is zeroed when ``augment``."""
+
 _DEVICE = re.compile(r"(cpu|mps|cuda|xpu)(:\d+)?")
 
 

@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -36,6 +36,10 @@ from bst_core.corpus import CLAP_ENCODER, EncoderInfo
 from bst_core.errors import BadInputError
 from bst_core.metrics import ABSENT_DESCRIPTIONS, RANKING_LAMBDA, MetricReport
 from bst_core.taxonomy import CLASS_KEYS, classify_label
+
+if TYPE_CHECKING:
+    from bst_core.corpus import Corpus
+    from bst_core.runs import CrossValResult
 
 LABEL_PATTERN = r"^[A-Za-z]+_[A-Za-z0-9]+_task1_[1-4]$"
 """The system label; always matched with ``re.fullmatch`` (:func:`is_valid_label`): ``$`` alone
@@ -164,9 +168,32 @@ class PredictionsLike(Protocol):
     def scores(self) -> np.ndarray: ...
 
 
+def is_valid_label(label: object) -> bool:
+    """True for a label of the form ``Lastname_Abbreviation_task1_N`` (whole string, no trailing newline)."""
+    return isinstance(label, str) and re.fullmatch(LABEL_PATTERN, label) is not None
+
+
+def official_dev_key(dev_dataset: str | None) -> str | None:
+    """The official ``results.development_datasets`` key of an official dataset name, else None.
+
+    Only the exact official names count (``"BSD10k"``, ``"BSD35k-CS"``, or their keys); a synthetic,
+    partial or unknown corpus has none.
+    """
+    if not isinstance(dev_dataset, str):
+        return None
+    name = dev_dataset.strip()
+    return OFFICIAL_DEV_KEYS.get(name) or (name if name in OFFICIAL_DEV_KEYS.values() else None)
+
+
+def check_label(label: object) -> None:
+    """Raise :class:`BadInputError` explaining the form unless ``label`` is a valid system label."""
+    if not is_valid_label(label):
+        raise BadInputError(_label_problem(label))
+
+
 def label_parts(label: str) -> tuple[str, str, int]:
     """``"Zheng_SCUT_task1_1"`` → ``("Zheng", "SCUT", 1)``; BadInputError for a malformed label."""
-    if not isinstance(label, str) or not re.match(LABEL_PATTERN, label):
+    if not is_valid_label(label):
         raise BadInputError(_label_problem(label))
     lastname, abbreviation, _, number = label.split("_")
     return lastname, abbreviation, int(number)
@@ -180,7 +207,7 @@ def validate_submission(frame: pd.DataFrame, eval_ids: Sequence[str] | None, lab
     scores are finite numbers in [0, 1]. ``eval_ids=None`` skips the missing/extra checks.
     """
     problems: list[str] = []
-    if not isinstance(label, str) or not re.match(LABEL_PATTERN, label):
+    if not is_valid_label(label):
         problems.append(_label_problem(label))
     missing_columns = [c for c in SUBMISSION_COLUMNS if c not in frame.columns]
     if missing_columns:
@@ -253,27 +280,38 @@ def submission_frame(predictions: PredictionsLike) -> pd.DataFrame:
 
 
 def write_package(out_dir: str | Path, label: str, predictions: PredictionsLike, eval_ids: Sequence[str], *,
-                  dev_report: MetricReport | None = None, total_parameters: int,
-                  system: Mapping[str, Any] | None = None,
+                  total_parameters: int, dev_report: MetricReport | None = None, dev_dataset: str | None = None,
+                  facts: SystemFacts | None = None, system: Mapping[str, Any] | None = None,
                   authors: Sequence[Mapping[str, Any]] | None = None) -> Path:
-    """Validate, then write ``<out_dir>/task1/<label>/<label>.output.csv`` and ``.meta.yaml``.
+    """Validate, then write ``<out_dir>/task1/<label>/<label>.output.csv`` and ``.meta.yaml`` together.
 
-    Rows follow ``eval_ids``. ``dev_report`` fills the BSD10k development results (percent, 2
-    decimals); ``system`` is merged over :data:`DEFAULT_SYSTEM`; ``authors`` replaces the
-    placeholder author. Raises :class:`BadInputError` listing every problem, writing nothing.
-    Returns the package folder.
+    ``eval_ids``: the evaluation set's ids read from its metadata (rows follow them).
+    ``total_parameters``: of the whole submitted system (all ensemble members). ``dev_report``: the
+    development results (e.g. :func:`bst_core.dev_results.development_report`), filed by
+    ``dev_dataset`` (see :func:`meta_yaml_text`). ``facts`` describe the system; ``system`` is merged
+    over the description built from them; ``authors`` replaces the placeholder author. Raises
+    :class:`BadInputError` listing every problem, writing nothing (a full disk too). Returns the folder.
     """
-    package_dir = Path(out_dir) / "task1" / str(label)
+    problems: list[str] = []
+    if not is_valid_label(label):
+        problems.append(_label_problem(label))
     if eval_ids is None:
         raise BadInputError("write_package needs the evaluation ids (anonymous_id of every evaluation file).")
     frame = submission_frame(predictions)
-    problems = validate_submission(frame, eval_ids, label)
-    if isinstance(total_parameters, bool) or not isinstance(total_parameters, int | np.integer) \
-            or total_parameters <= 0:
+    problems += [p for p in validate_submission(frame, eval_ids, label) if p not in problems]
+    if not _positive_int(total_parameters):
         problems.append(f"total_parameters must be a positive whole number, not {total_parameters!r}.")
     if dev_report is not None and not isinstance(dev_report, MetricReport):
         problems.append("dev_report must be a MetricReport (or None).")
-    problems += _other_systems_problem(package_dir)
+    if facts is not None:
+        problems += facts.problems()
+        if (not problems and facts.parameters_per_model
+                and int(total_parameters) != facts.n_models * facts.parameters_per_model):
+            problems.append(f"total_parameters is {total_parameters:,} but the facts say {facts.n_models} "
+                            f"models of {facts.parameters_per_model:,} parameters.")
+    package_dir = Path(out_dir) / "task1" / (label if is_valid_label(label) else "<label>")
+    if is_valid_label(label):
+        problems += _other_systems_problem(package_dir)
     if problems:
         raise BadInputError(f"The submission {package_dir} was not written; fix these problems first:\n"
                             + "\n".join(f"- {p}" for p in problems))
@@ -281,23 +319,101 @@ def write_package(out_dir: str | Path, label: str, predictions: PredictionsLike,
     ordered = frame.set_index("id").loc[[str(i) for i in eval_ids]].reset_index()
     csv_text = _csv_text(ordered)
     try:
-        yaml_text = meta_yaml_text(label, dev_report=dev_report, total_parameters=int(total_parameters),
-                                   system=system, authors=authors)
+        yaml_text = meta_yaml_text(label, dev_report=dev_report, dev_dataset=dev_dataset,
+                                   total_parameters=int(total_parameters), facts=facts, system=system,
+                                   authors=authors)
     except yaml.YAMLError as exc:
         raise BadInputError(f"The submission {package_dir} was not written: the system or author details "
                             f"cannot be saved as YAML ({exc}); use plain text, numbers, lists and "
                             "mappings.") from exc
-    atomic.write_text(package_dir / f"{label}.output.csv", csv_text)
-    atomic.write_text(package_dir / f"{label}.meta.yaml", yaml_text)
-    return package_dir
+    return atomic.write_files_together(package_dir, {f"{label}.output.csv": csv_text,
+                                                     f"{label}.meta.yaml": yaml_text})
+
+
+def write_validated_package(out_dir: str | Path, label: str, predictions: Any, corpus: Corpus,
+                            result: CrossValResult, *, authors: Sequence[Mapping[str, Any]] | None = None,
+                            system: Mapping[str, Any] | None = None) -> Path:
+    """Write the package of a run's ensemble predictions of the evaluation corpus, then re-read and validate it.
+
+    ``predictions``: ``bst_core.predictions.Predictions`` of ``corpus`` (``n_models``,
+    ``parameters_per_model``, ``precision``). ``corpus``: the evaluation set as read from its metadata;
+    its ids are the ids checked. ``result``: the run (:class:`bst_core.runs.CrossValResult`): its fold
+    reports give the development results, filed by its dataset (:func:`development_dataset_name`), its
+    encoder and config the system facts. Raises :class:`BadInputError` listing every problem.
+    """
+    from bst_core.dev_results import development_report
+
+    facts = system_facts(result, n_models=int(predictions.n_models),
+                         parameters_per_model=int(predictions.parameters_per_model) or None,
+                         precision=str(getattr(predictions, "precision", "fp32")))
+    dev_report = development_report(result.fold_reports, result.report) if result.fold_reports else None
+    eval_ids = list(corpus.ids)
+    package = write_package(out_dir, label, predictions, eval_ids,
+                            total_parameters=int(predictions.n_models) * int(predictions.parameters_per_model),
+                            dev_report=dev_report, dev_dataset=development_dataset_name(result),
+                            facts=facts, system=system, authors=authors)
+    problems = validate_package(package, eval_ids)
+    if problems:
+        raise BadInputError(f"The package {package} was written but does not validate:\n"
+                            + "\n".join(f"- {p}" for p in problems))
+    return package
+
+
+def system_facts(result: CrossValResult, *, n_models: int, parameters_per_model: int | None = None,
+                 precision: str = "fp32") -> SystemFacts:
+    """:class:`SystemFacts` of a run (encoder, mode, augmentation) and of how it predicted."""
+    augmentation = "none"
+    if result.config.augment:
+        from bst_core.config import AUGMENT_MASK_FRACTION, AUGMENT_NOISE_STD
+
+        augmentation = (f"Gaussian noise on the embeddings (std {AUGMENT_NOISE_STD:g}), then each dimension "
+                        f"zeroed with probability {AUGMENT_MASK_FRACTION:g}")
+    return SystemFacts(n_models=n_models, encoder=result.encoder, input_sampling_rate=input_sampling_rate(
+        result.encoder), mode=result.config.mode, augmentation=augmentation, precision=precision,
+        parameters_per_model=parameters_per_model)
+
+
+def input_sampling_rate(encoder: EncoderInfo) -> str:
+    """The rate ``encoder`` reads audio at, as meta.yaml text ("(fill in)" for an encoder it does not know)."""
+    if encoder == CLAP_ENCODER:
+        return "48kHz (CLAP resamples the 44.1kHz audio)"
+    if encoder.name == "offline-logmel-ngram":
+        from bst_core.encoders.offline import SAMPLE_RATE
+
+        return f"{SAMPLE_RATE / 1000:g}kHz (the offline encoder resamples the audio)"
+    return f"{_FILL_IN}: the rate {encoder.label} reads audio at"
+
+
+def development_dataset_name(result: CrossValResult) -> str:
+    """The official name of the dataset a run was trained on ("BSD10k", "BSD35k-CS"), else a description
+    of it that is never an official name (synthetic, partial or unknown corpora)."""
+    if result.dataset in OFFICIAL_DEV_KEYS and not result.synthetic:
+        return result.dataset
+    base = Path(result.dataset_root).name if result.dataset_root else "an unnamed corpus"
+    return f"{base} (synthetic)" if result.synthetic else f"{base} (not an official dataset)"
 
 
 def meta_yaml_text(label: str, *, dev_report: MetricReport | None, total_parameters: int,
+                   dev_dataset: str | None = None, facts: SystemFacts | None = None,
                    system: Mapping[str, Any] | None = None,
                    authors: Sequence[Mapping[str, Any]] | None = None) -> str:
-    """The ``<label>.meta.yaml`` text: a comment header, then the structure participants use."""
+    """The ``<label>.meta.yaml`` text: a comment header, then the structure participants use.
+
+    ``dev_dataset`` names the corpus ``dev_report`` was measured on: an official name (``"BSD10k"``,
+    ``"BSD35k-CS"``) files it under that official key; anything else (``""``, a synthetic or partial
+    corpus, None) files it under :data:`UNOFFICIAL_RESULTS_KEY` and leaves the official keys null.
+    """
     lastname, abbreviation, number = label_parts(label)
-    meta = {
+    key = official_dev_key(dev_dataset) if dev_report is not None else None
+    development: dict[str, Any] = {}
+    for official in OFFICIAL_DEV_KEYS.values():
+        results = _dev_results(dev_report if official == key else None)
+        if official not in CLASS_WISE_KEYS:
+            results.pop("class_wise")
+        development[official] = results
+    description = facts.description() if facts is not None else PLACEHOLDER_SYSTEM["description"]
+    base = {"source_code": PLACEHOLDER_SYSTEM["source_code"], "description": description}
+    meta: dict[str, Any] = {
         "submission": {
             "label": label,
             "name": f"{abbreviation} system {number}",
@@ -305,15 +421,32 @@ def meta_yaml_text(label: str, *, dev_report: MetricReport | None, total_paramet
             "authors": ([dict(a) for a in authors] if authors
                         else [_placeholder_author(lastname, abbreviation)]),
         },
-        "system": _merged(DEFAULT_SYSTEM, dict(system or {})),
-        "results": {"development_datasets": {
-            "bsd10k-v1.2": _dev_results(dev_report),
-            "bsd35k-cs": {"overall": {"hP": None, "hR": None, "hF": None}},
-        }},
+        "system": _merged(base, dict(system or {})),
+        "results": {"development_datasets": development},
     }
     meta["system"]["complexity"] = {"total_parameters": int(total_parameters)}
-    return _yaml_header(label, dev_report) + yaml.safe_dump(
+    if dev_report is not None and key is None:
+        meta[UNOFFICIAL_RESULTS_KEY] = {"dataset": _dataset_name(dev_dataset), **_dev_results(dev_report)}
+    return _yaml_header(label, dev_report, dev_dataset, key) + yaml.safe_dump(
         meta, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100)
+
+
+def read_eval_ids(eval_root: str | Path) -> list[str]:
+    """The ``anonymous_id`` column of an evaluation folder's metadata (``metadata/BSD2k_metadata.csv``).
+
+    These, not ids taken from predictions, are what a package is validated against.
+    """
+    from bst_core.sources.bsd import read_metadata_csv
+    from bst_core.sources.evaluation import ID_COLUMN, find_evaluation_metadata
+
+    root = Path(eval_root)
+    if not root.is_dir():
+        raise BadInputError(f"{root} is not a folder: give the evaluation set's root folder.")
+    path = find_evaluation_metadata(root)
+    frame = read_metadata_csv(path)
+    if ID_COLUMN not in frame.columns:
+        raise BadInputError(f"{path} has no {ID_COLUMN} column: use the evaluation set's original metadata.")
+    return [str(i).strip() for i in frame[ID_COLUMN]]
 
 
 def read_submission_csv(path: str | Path) -> pd.DataFrame:
@@ -339,8 +472,14 @@ def read_truth_csv(path: str | Path) -> pd.DataFrame:
     return frame
 
 
-def validate_package_dir(package_dir: str | Path, eval_ids: Sequence[str] | None = None) -> list[str]:
-    """Re-read a written package folder and list its problems (empty list: valid)."""
+def validate_package(package_dir: str | Path, eval_ids: Sequence[str] | None = None) -> list[str]:
+    """Re-read a package folder ``task1/<label>/`` and list every problem (empty list: valid).
+
+    ``eval_ids``: the ids read from the evaluation metadata (:func:`read_eval_ids`); None skips the
+    missing/extra id checks. Checks the CSV (:func:`validate_submission`), the names (folder, files and
+    ``submission.label`` agree) and meta.yaml's values: every number finite, ``total_parameters`` a
+    positive whole number, result figures null or percentages in [0, 100], only official dataset keys.
+    """
     folder = Path(package_dir)
     label = folder.name
     if not folder.is_dir():
@@ -348,13 +487,21 @@ def validate_package_dir(package_dir: str | Path, eval_ids: Sequence[str] | None
     problems: list[str] = []
     if folder.parent.name != "task1":
         problems.append(f"{folder} should sit inside a folder named task1 (task1/{label}/).")
+    if not is_valid_label(label):
+        problems.append(f"The folder name: {_label_problem(label)}")
+    for path in sorted(folder.iterdir()):
+        for suffix in (".output.csv", ".meta.yaml"):
+            if path.name.endswith(suffix) and path.name != f"{label}{suffix}":
+                problems.append(f"{path.name} does not match the folder's label {label!r}: a package holds "
+                                f"{label}{suffix}.")
     csv_path, yaml_path = folder / f"{label}.output.csv", folder / f"{label}.meta.yaml"
     if not csv_path.is_file():
         problems.append(f"{csv_path.name} is missing from {folder}.")
     else:
         try:
             problems += [f"{csv_path.name}: {p}" for p in
-                         validate_submission(read_submission_csv(csv_path), eval_ids, label)]
+                         validate_submission(read_submission_csv(csv_path), eval_ids, label)
+                         if is_valid_label(label) or not p.startswith("The label ")]
         except BadInputError as exc:
             problems.append(str(exc))
     if not yaml_path.is_file():
@@ -364,6 +511,10 @@ def validate_package_dir(package_dir: str | Path, eval_ids: Sequence[str] | None
     return problems
 
 
+validate_package_dir = validate_package
+"""Former name of :func:`validate_package`."""
+
+
 def _meta_problems(path: Path, label: str) -> list[str]:
     try:
         meta = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -371,22 +522,93 @@ def _meta_problems(path: Path, label: str) -> list[str]:
         return [f"cannot be read as YAML ({exc})."]
     if not isinstance(meta, dict):
         return ["is not a YAML mapping (expected submission, system and results sections)."]
-    problems = [f"section {key!r} is missing." for key in ("submission", "system", "results")
-                if not isinstance(meta.get(key), dict)]
-    if problems:
-        return problems
-    if meta["submission"].get("label") != label:
-        written = meta["submission"].get("label")
-        problems.append(f"submission.label is {written!r}, not the folder's {label!r}.")
-    if not meta["submission"].get("authors"):
-        problems.append("submission.authors is empty.")
-    parameters = (meta["system"].get("complexity") or {}).get("total_parameters")
-    if not isinstance(parameters, int) or isinstance(parameters, bool) or parameters <= 0:
-        problems.append(f"system.complexity.total_parameters is {parameters!r}, not a positive whole number.")
-    development = (meta["results"].get("development_datasets") or {})
-    if "bsd10k-v1.2" not in development:
-        problems.append("results.development_datasets.bsd10k-v1.2 is missing.")
+    problems = [f"{where} is {value!r}, not a finite number." for where, value in _non_finite(meta)]
+    problems += [f"section {key!r} is missing." for key in ("submission", "system", "results")
+                 if not isinstance(meta.get(key), dict)]
+    head = meta.get("submission")
+    if isinstance(head, dict):
+        written = head.get("label")
+        if written != label:
+            problems.append(f"submission.label is {written!r}, not the folder's {label!r}.")
+        if not head.get("authors"):
+            problems.append("submission.authors is empty.")
+    system = meta.get("system") if isinstance(meta.get("system"), dict) else None
+    if system is not None:
+        complexity = system.get("complexity")
+        parameters = complexity.get("total_parameters") if isinstance(complexity, dict) else None
+        if not _positive_int(parameters):
+            problems.append(f"system.complexity.total_parameters is {parameters!r}, not a positive whole number.")
+    results = meta.get("results") if isinstance(meta.get("results"), dict) else None
+    if results is not None:
+        development = results.get("development_datasets")
+        if not isinstance(development, dict):
+            problems.append("results.development_datasets is missing or not a mapping.")
+        else:
+            if "bsd10k-v1.2" not in development:
+                problems.append("results.development_datasets.bsd10k-v1.2 is missing.")
+            for key, block in development.items():
+                where = f"results.development_datasets.{key}"
+                if key not in OFFICIAL_DEV_KEYS.values():
+                    problems.append(f"{where}: {key!r} is not an official development dataset key "
+                                    f"({', '.join(OFFICIAL_DEV_KEYS.values())}); put other results under "
+                                    f"{UNOFFICIAL_RESULTS_KEY}.")
+                problems += _figure_problems(where, block)
+    if UNOFFICIAL_RESULTS_KEY in meta:
+        problems += _figure_problems(UNOFFICIAL_RESULTS_KEY, meta[UNOFFICIAL_RESULTS_KEY])
     return problems
+
+
+def _figure_problems(where: str, block: Any) -> list[str]:
+    """Result figures of one dataset block: each null or a percentage in [0, 100], not all fractions."""
+    if not isinstance(block, dict):
+        return [f"{where} is not a mapping (expected overall and class_wise figures)."]
+    problems: list[str] = []
+    groups: list[tuple[str, Any]] = [("overall", block.get("overall"))]
+    class_wise = block.get("class_wise")
+    if class_wise is not None:
+        if not isinstance(class_wise, dict):
+            problems.append(f"{where}.class_wise is not a mapping of class keys.")
+        else:
+            unknown = [str(k) for k in class_wise if k not in CLASS_KEYS]
+            if unknown:
+                problems.append(f"{where}.class_wise has keys that are not BST classes: {_examples(unknown)}.")
+            groups += [(f"class_wise.{k}", v) for k, v in class_wise.items()]
+    if block.get("overall") is None:
+        problems.append(f"{where}.overall is missing.")
+    values: dict[str, list[float]] = {"overall": [], "class_wise": []}
+    for name, figures in groups:
+        if figures is None and name == "overall":
+            continue
+        if not isinstance(figures, dict):
+            problems.append(f"{where}.{name} is not a mapping of hP, hR, hF.")
+            continue
+        for figure, value in figures.items():
+            spot = f"{where}.{name}.{figure}"
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                problems.append(f"{spot} is {value!r}, not a number (write a percentage, or null).")
+            elif math.isfinite(value) and not 0 <= value <= 100:
+                problems.append(f"{spot} is {value!r}, outside [0, 100] (results are percentages).")
+            elif math.isfinite(value):
+                values[name.split(".")[0]].append(float(value))
+    for group, found in values.items():
+        if found and max(found) <= 1 and any(v > 0 for v in found):
+            problems.append(f"{where}.{group}: every figure is at most 1, so these look like fractions; "
+                            "write percentages (e.g. 78.65, not 0.7865).")
+    return problems
+
+
+def _non_finite(obj: Any, where: str = "") -> Iterator[tuple[str, Any]]:
+    """``(dotted path, value)`` of every NaN or infinite number in a loaded YAML tree."""
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            yield from _non_finite(value, f"{where}.{key}" if where else str(key))
+    elif isinstance(obj, list):
+        for index, value in enumerate(obj):
+            yield from _non_finite(value, f"{where}[{index}]")
+    elif isinstance(obj, float) and not math.isfinite(obj):
+        yield where, obj
 
 
 def _read_csv(path: str | Path, what: str) -> pd.DataFrame:
@@ -408,29 +630,63 @@ def _csv_text(frame: pd.DataFrame) -> str:
 
 def _dev_results(report: MetricReport | None) -> dict[str, Any]:
     if report is None:
-        return {"overall": {"hP": None, "hR": None, "hF": None},
-                "class_wise": {key: {"hP": None, "hR": None, "hF": None} for key in CLASS_KEYS}}
+        return {"overall": dict.fromkeys(FIGURES),
+                "class_wise": {key: dict.fromkeys(FIGURES) for key in CLASS_KEYS}}
     return {
-        "overall": {name: _percent(getattr(report, name)) for name in ("hP", "hR", "hF")},
-        "class_wise": {str(key): {name: _percent(row[name]) for name in ("hP", "hR", "hF")}
+        "overall": {name: _percent(getattr(report, name)) for name in FIGURES},
+        "class_wise": {str(key): {name: _percent(row[name]) for name in FIGURES}
                        for key, row in report.per_class.iterrows()},
     }
 
 
-def _yaml_header(label: str, report: MetricReport | None) -> str:
+def _dataset_name(dev_dataset: str | None) -> str:
+    name = (dev_dataset or "").strip()
+    return name or "unknown (not an official development dataset)"
+
+
+def _yaml_header(label: str, report: MetricReport | None, dev_dataset: str | None, key: str | None) -> str:
     lines = [f"# DCASE 2026 Task 1 submission {label}, written by BST Studio.",
-             "# Fill in the author placeholders and the system description before submitting."]
+             "# Fill in the author placeholders and any '(fill in)' of the system description before submitting."]
     if report is None:
         lines.append("# No development results were given: fill results.development_datasets in.")
     else:
+        if key is None:
+            lines.append(f"# The development results below were measured on {_dataset_name(dev_dataset)}, which is "
+                         "not an official development dataset:")
+            lines.append(f"# they are under {UNOFFICIAL_RESULTS_KEY}, not results.development_datasets "
+                         "(left null), and are not challenge results.")
+        else:
+            lines.append(f"# Development results of {dev_dataset} are under results.development_datasets.{key}"
+                         + ("" if key in CLASS_WISE_KEYS else " (overall only, as the template has no class_wise)")
+                         + ".")
         mode = ABSENT_DESCRIPTIONS.get(report.absent, report.absent)
-        lines.append(f"# Development results in percent (2 decimals), λ = {report.lam:g}, "
-                     f"n = {report.n}; absent-class mode: {mode}.")
-        if report.dropped:
-            lines.append(f"# Classes never predicted, dropped from the means: {', '.join(report.dropped)}.")
+        lines.append(f"# Figures in percent (2 decimals), λ = {report.lam:g}, n = {report.n}; "
+                     f"absent-class mode: {mode}.")
+        n_folds = getattr(report, "n_folds", 0)
+        if n_folds:
+            lines.append(f"# overall: mean of the {n_folds} cross-validation folds' figures.")
+            lines.append(f"# class_wise: {getattr(report, 'class_wise', '')} (of {n_folds} folds).")
+            if "folds" in report.per_class.columns:
+                table = report.per_class
+                fewer = [f"{k} {int(r.folds)}/{n_folds}" for k, r in table.iterrows() if 0 < int(r.folds) < n_folds]
+                if fewer:
+                    lines.append(f"# Classes averaged over fewer folds: {', '.join(fewer)}.")
+                nowhere = [str(k) for k, r in table.iterrows() if int(r.folds) == 0 and int(r.n_true) > 0]
+                if nowhere:
+                    lines.append(f"# Classes in no fold's means (class_wise null): {', '.join(nowhere)}.")
+            if report.dropped:
+                lines.append(f"# Classes never predicted in some fold, left out of that fold's means: "
+                             f"{', '.join(report.dropped)}.")
+        else:
+            lines.append("# overall and class_wise: one evaluation of all predictions (no fold means).")
+            if report.dropped:
+                lines.append(f"# Classes never predicted, dropped from the means: {', '.join(report.dropped)}.")
         if report.lam != RANKING_LAMBDA:
             lines.append(f"# Note: the challenge ranks with λ = {RANKING_LAMBDA:g}.")
-    lines.append("# results.development_datasets.bsd35k-cs is a placeholder (null): fill it in or leave it.")
+    if key != "bsd35k-cs":
+        lines.append("# results.development_datasets.bsd35k-cs is a placeholder (null): fill it in or leave it.")
+    if key != "bsd10k-v1.2":
+        lines.append("# results.development_datasets.bsd10k-v1.2 is a placeholder (null): fill it in or leave it.")
     return "\n".join(lines) + "\n"
 
 
@@ -458,7 +714,7 @@ def _other_systems_problem(package_dir: Path) -> list[str]:
     if not task_dir.is_dir():
         return []
     others = sorted(p.name for p in task_dir.iterdir()
-                    if p.is_dir() and p.name != package_dir.name and re.match(LABEL_PATTERN, p.name))
+                    if p.is_dir() and p.name != package_dir.name and is_valid_label(p.name))
     if len(others) >= MAX_SYSTEMS:
         return [f"{task_dir} already holds {len(others)} systems ({', '.join(others)}); the challenge "
                 f"accepts at most {MAX_SYSTEMS}: remove one or choose another output folder."]
@@ -473,7 +729,11 @@ def _label_problem(label: object) -> str:
 
 def _percent(value: Any) -> float | None:
     value = float(value)
-    return None if math.isnan(value) else round(100 * value, 2)
+    return round(100 * value, 2) if math.isfinite(value) else None
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool) and value > 0
 
 
 def _examples(values: Sequence[Any]) -> str:

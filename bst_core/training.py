@@ -37,7 +37,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from torch import nn
 
 from bst_core import jobs, runs
-from bst_core.config import TrainConfig
+from bst_core.config import AUGMENT_MASK_FRACTION, AUGMENT_NOISE_STD, TrainConfig
 from bst_core.corpus import Corpus
 from bst_core.errors import BadInputError
 from bst_core.jobs import Cancelled, Job
@@ -47,10 +47,6 @@ from bst_core.predictions import has_audio
 from bst_core.runs import CrossValResult, RunWriter
 from bst_core.taxonomy import CLASS_INDEX, CLASS_KEYS
 
-AUGMENT_NOISE_STD = 0.01
-"""Standard deviation of the Gaussian noise added to training embeddings when ``augment``."""
-AUGMENT_MASK_FRACTION = 0.1
-"""Probability that one embedding dimension is zeroed when ``augment``."""
 CHECK_EVERY_BATCHES = 20
 """``job.check()`` is called every this many training batches (and between epochs)."""
 EVAL_BATCH = 8192

@@ -66,10 +66,10 @@ def test_disk_full_error_recognises_errno_wrappers_and_chains(tmp_path: Path) ->
 def test_disk_full_inside_a_write_leaves_the_old_file(tmp_path: Path) -> None:
     target = tmp_path / "table.csv"
     target.write_text("old\n", encoding="utf-8")
-    with pytest.raises(BadInputError, match=r"disk full while writing .*table\.csv; free some space"):
-        with atomic.atomic_open(target, "w") as handle:
-            handle.write("half")
-            raise ENOSPC
+    with pytest.raises(BadInputError, match=r"disk full while writing .*table\.csv; free some space"), \
+            atomic.atomic_open(target, "w") as handle:
+        handle.write("half")
+        raise ENOSPC
     assert target.read_text(encoding="utf-8") == "old\n"
     assert _leftovers(tmp_path) == []
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +13,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from bst_core import metrics, submission
+from bst_core import atomic, dev_results, metrics, submission
+from bst_core.corpus import CLAP_ENCODER, EncoderInfo
 from bst_core.errors import BadInputError
 from bst_core.taxonomy import CLASS_KEYS
 
@@ -69,7 +73,7 @@ def test_package_rows_follow_eval_ids_and_odd_ids_round_trip(tmp_path: Path) -> 
 
 def test_meta_yaml_round_trips_with_report_numbers(tmp_path: Path) -> None:
     report = _dev_report()
-    folder = _write(tmp_path, _predictions(ODD_IDS), ODD_IDS, dev_report=report,
+    folder = _write(tmp_path, _predictions(ODD_IDS), ODD_IDS, dev_report=report, dev_dataset="BSD10k",
                     system={"description": {"data_augmentation": "mixup"}},
                     authors=[{"lastname": "Doe", "firstname": "Jane", "email": "jane@example.org"}])
     text = (folder / f"{LABEL}.meta.yaml").read_text(encoding="utf-8")
@@ -245,3 +249,179 @@ def test_validate_submission_on_a_frame() -> None:
     no_columns = submission.validate_submission(frame.drop(columns="prediction_score"), ["a", "b"], LABEL)
     assert no_columns == ["Columns missing: prediction_score "
                           "(the header must be id,predicted_bst_second_level_class,prediction_score)."]
+
+
+# --------------------------------------------------------- development results: dataset and folds
+
+
+def _fold_report() -> dev_results.DevelopmentReport:
+    a = metrics.evaluate(["fx-o", "m-sp", "ss-n"], ["fx-v", "m-sp", "ss-n"])
+    b = metrics.evaluate(["fx-o", "fx-o", "fx-o", "m-sp", "ss-n"], ["fx-o", "fx-o", "fx-o", "fx-o", "ss-n"])
+    pooled = metrics.evaluate(["fx-o", "m-sp", "ss-n", "fx-o", "fx-o", "fx-o", "m-sp", "ss-n"],
+                              ["fx-v", "m-sp", "ss-n", "fx-o", "fx-o", "fx-o", "fx-o", "ss-n"])
+    return dev_results.development_report([a, b], pooled)
+
+
+def _meta(folder: Path) -> tuple[dict, str]:
+    text = (folder / f"{folder.name}.meta.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text), text
+
+
+def test_official_dataset_results_under_its_key_with_fold_method(tmp_path: Path) -> None:
+    report = _fold_report()
+    meta, text = _meta(_write(tmp_path, _predictions(IDS), IDS, dev_report=report, dev_dataset="BSD10k"))
+    bsd10k = meta["results"]["development_datasets"]["bsd10k-v1.2"]
+    assert bsd10k["overall"]["hF"] == round(100 * report.hF, 2)
+    assert bsd10k["class_wise"]["fx-o"] == {"hP": 75.0, "hR": 100.0, "hF": 85.71}      # fold b only
+    assert "class_wise: mean over the same folds" in text and "(of 2 folds)" in text
+    assert "fx-o 1/2" in text
+    assert meta["results"]["development_datasets"]["bsd35k-cs"]["overall"]["hF"] is None
+    assert submission.UNOFFICIAL_RESULTS_KEY not in meta
+
+    meta, _ = _meta(_write(tmp_path / "b", _predictions(IDS), IDS, dev_report=report, dev_dataset="BSD35k-CS"))
+    development = meta["results"]["development_datasets"]
+    assert development["bsd35k-cs"] == {"overall": {n: round(100 * getattr(report, n), 2) for n in ("hP", "hR", "hF")}}
+    assert development["bsd10k-v1.2"]["overall"]["hF"] is None
+
+
+@pytest.mark.parametrize("dataset", ["BSD10k-demo (synthetic)", "", None, "bsd10k", "BSD10k subset"])
+def test_other_corpora_never_filed_under_an_official_key(tmp_path: Path, dataset: str | None) -> None:
+    report = _fold_report()
+    folder = _write(tmp_path, _predictions(IDS), IDS, dev_report=report, dev_dataset=dataset)
+    meta, text = _meta(folder)
+    for block in meta["results"]["development_datasets"].values():
+        assert block["overall"] == {"hP": None, "hR": None, "hF": None}
+        assert all(v is None for row in block.get("class_wise", {}).values() for v in row.values())
+    unofficial = meta[submission.UNOFFICIAL_RESULTS_KEY]
+    assert unofficial["overall"]["hF"] == round(100 * report.hF, 2)
+    assert unofficial["dataset"] == (dataset or "unknown (not an official development dataset)")
+    assert "not an official development dataset" in text
+    assert submission.validate_package(folder, IDS) == []
+
+
+def _clap_facts() -> submission.SystemFacts:
+    return submission.SystemFacts(n_models=5, encoder=CLAP_ENCODER, input_sampling_rate="48kHz",
+                                  parameters_per_model=7_319_513)
+
+
+def test_description_is_built_from_the_facts(tmp_path: Path) -> None:
+    offline = EncoderInfo("offline-logmel-ngram", "1", 192, 512)
+    facts = submission.SystemFacts(n_models=3, encoder=offline, input_sampling_rate="22.05kHz",
+                                   mode="audio", augmentation="Gaussian noise", precision="bf16")
+    meta, _ = _meta(_write(tmp_path, _predictions(IDS), IDS, facts=facts, total_parameters=3 * 1000))
+    description = meta["system"]["description"]
+    assert description["input_sampling_rate"] == "22.05kHz"
+    assert "offline-logmel-ngram" in description["audio_representation"]
+    assert description["text_representation"] == "none (audio-only system)"
+    assert description["data_augmentation"] == "Gaussian noise"
+    assert description["external_data_usage"] == "none"
+    method = description["machine_learning_method"]
+    assert "audio mode" in method and "of 3 cross-validation fold models" in method and "bfloat16" in method
+    assert "LAION" not in str(description) and "48kHz" not in str(description)
+
+    meta, _ = _meta(_write(tmp_path / "c", _predictions(IDS), IDS, facts=_clap_facts(),
+                           total_parameters=5 * 7_319_513))
+    description = meta["system"]["description"]
+    assert "LAION-CLAP" in description["audio_representation"] and "512-d" in description["text_representation"]
+    assert "of 5 cross-validation fold models of 7,319,513 parameters each" in description["machine_learning_method"]
+
+
+def test_without_facts_nothing_is_claimed(tmp_path: Path) -> None:
+    meta, _ = _meta(_write(tmp_path, _predictions(IDS), IDS))
+    description = meta["system"]["description"]
+    assert set(description.values()) == {"(fill in)"}
+
+
+def test_inconsistent_facts_refused(tmp_path: Path) -> None:
+    _assert_refused(tmp_path, _predictions(IDS), IDS, "the facts say 5 models of 7,319,513",
+                    facts=_clap_facts(), total_parameters=7_319_513)
+    bad = submission.SystemFacts(n_models=0, encoder=CLAP_ENCODER, input_sampling_rate=" ", mode="x")
+    _assert_refused(tmp_path, _predictions(IDS), IDS, "n_models", "input_sampling_rate", "mode", facts=bad)
+
+
+# ---------------------------------------------------------------------------------- label, atomicity
+
+
+@pytest.mark.parametrize("label", ["Doe_BSTS_task1_1\n", "Doe_BSTS_task1_1\r\n", " Doe_BSTS_task1_1"])
+def test_label_with_newline_or_space_refused(tmp_path: Path, label: str) -> None:
+    _assert_refused(tmp_path, _predictions(IDS), IDS, "Lastname_Abbreviation_task1_N", label=label)
+    assert not submission.is_valid_label(label)
+    with pytest.raises(BadInputError):
+        submission.label_parts(label)
+    frame = submission.submission_frame(_predictions(IDS))
+    assert any("Lastname_Abbreviation" in p for p in submission.validate_submission(frame, IDS, label))
+
+
+def test_disk_full_writes_neither_file(tmp_path: Path, monkeypatch) -> None:
+    real = atomic._write_synced
+
+    def yaml_fails(path: Path, data: bytes) -> None:
+        if path.name.endswith(".meta.yaml"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(atomic, "_write_synced", yaml_fails)
+    _assert_refused(tmp_path, _predictions(IDS), IDS, "disk full while writing", "free some space")
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX modes")
+def test_package_files_get_the_umask_mode(tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        folder = _write(tmp_path, _predictions(IDS), IDS)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755
+    assert {stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()} == {0o644}
+
+
+# ------------------------------------------------------------------------- validating meta values
+
+
+def test_validate_package_lists_every_meta_problem(tmp_path: Path) -> None:
+    folder = _write(tmp_path, _predictions(IDS), IDS, dev_report=_fold_report(), dev_dataset="BSD10k")
+    meta_path = folder / f"{LABEL}.meta.yaml"
+    meta = yaml.safe_load(meta_path.read_text(encoding="utf-8"))
+    development = meta["results"]["development_datasets"]
+    development["bsd10k-v1.2"]["overall"]["hP"] = float("nan")
+    development["bsd10k-v1.2"]["overall"]["hR"] = 150.0
+    development["bsd10k-v1.2"]["class_wise"]["fx-o"]["hF"] = "high"
+    development["bsd35k-cs"]["overall"] = {"hP": 0.81, "hR": 0.79, "hF": 0.8}
+    development["my-corpus"] = {"overall": {"hP": 50.0, "hR": 50.0, "hF": 50.0}}
+    meta["system"]["complexity"]["total_parameters"] = -3
+    meta["submission"]["label"] = "Doe_BSTS_task1_2"
+    meta_path.write_text(yaml.safe_dump(meta), encoding="utf-8")
+    (folder / "Doe_BSTS_task1_2.output.csv").write_text("x", encoding="utf-8")
+    problems = submission.validate_package(folder, IDS)
+    expected = ["overall.hP is nan, not a finite number", "overall.hR is 150.0, outside [0, 100]",
+                "class_wise.fx-o.hF is 'high', not a number", "bsd35k-cs.overall: every figure is at most 1",
+                "'my-corpus' is not an official development dataset key", "total_parameters is -3",
+                "submission.label is 'Doe_BSTS_task1_2'", "Doe_BSTS_task1_2.output.csv does not match"]
+    for needle in expected:
+        assert any(needle in p for p in problems), (needle, problems)
+
+
+@pytest.mark.parametrize("value", [0, True, 2.5, "7319513"])
+def test_validate_package_total_parameters_must_be_positive_int(tmp_path: Path, value) -> None:
+    folder = _write(tmp_path, _predictions(IDS), IDS)
+    meta_path = folder / f"{LABEL}.meta.yaml"
+    meta = yaml.safe_load(meta_path.read_text(encoding="utf-8"))
+    meta["system"]["complexity"]["total_parameters"] = value
+    meta_path.write_text(yaml.safe_dump(meta), encoding="utf-8")
+    assert any("total_parameters" in p for p in submission.validate_package(folder, IDS))
+
+
+def test_validate_package_checks_ids_against_evaluation_metadata(tmp_path: Path) -> None:
+    folder = _write(tmp_path, _predictions(IDS), IDS)
+    eval_root = tmp_path / "BSD2k"
+    (eval_root / "metadata").mkdir(parents=True)
+    rows = "".join(f"{i},title,tags,desc\n" for i in [*IDS[1:], "unseen-id"])
+    (eval_root / "metadata" / "BSD2k_metadata.csv").write_text(
+        "anonymous_id,title,tags,description\n" + rows, encoding="utf-8")
+    eval_ids = submission.read_eval_ids(eval_root)
+    assert eval_ids == [*IDS[1:], "unseen-id"]
+    problems = submission.validate_package(folder, eval_ids)
+    assert any("1 evaluation id(s) have no prediction: 'unseen-id'" in p for p in problems)
+    assert any("1 id(s) are not evaluation ids: 'id-000'" in p for p in problems)
+    with pytest.raises(BadInputError, match="not a folder"):
+        submission.read_eval_ids(tmp_path / "nowhere")
