@@ -348,6 +348,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bst {args.command}: cancelled; finished work is kept and a rerun resumes it.", file=sys.stderr)
         return EXIT_CANCELLED
     except Exception as exc:
+        from bst_core.atomic import disk_full_error
+
+        full = disk_full_error(getattr(exc, "filename", None) or "a file", exc)
+        if full is not None:   # a write outside the atomic helpers (a folder, a database) hit a full disk
+            print(f"bst {args.command}: {full}", file=sys.stderr)
+            return EXIT_BAD_INPUT
         print(f"bst {args.command}: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         if os.environ.get("BST_DEBUG"):
             raise

@@ -71,8 +71,6 @@ def save_fold_model(path: str | Path, model: HATR, *, config: Mapping[str, Any],
                     fold: int, best_epoch: int, fingerprint: str = "",
                     class_keys: Sequence[str] = CLASS_KEYS) -> None:
     """Write a fold model atomically (``torch.save`` of plain types only)."""
-    import torch
-
     from bst_core.model import count_parameters
 
     payload = {
@@ -90,8 +88,7 @@ def save_fold_model(path: str | Path, model: HATR, *, config: Mapping[str, Any],
         "best_epoch": int(best_epoch),
         "fingerprint": fingerprint,
     }
-    with atomic_open(path, "wb") as handle:
-        torch.save(payload, handle)
+    atomic.save_torch(payload, path)
 
 
 def read_fold_meta(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -307,6 +304,9 @@ class RunWriter:
         run_dir.mkdir(parents=True, exist_ok=True)
         with locking.exclusive(run_dir, "run folder"):
             atomic.clean_stale_tmp(run_dir)
+            for folder in run_dir.glob("fold_*"):   # folds no other process is training now
+                with contextlib.suppress(BadInputError), locking.exclusive(folder, "fold", timeout=0):
+                    atomic.clean_stale_tmp(folder)
             created = _now()
             if run_file.is_file():
                 previous = read_json(run_file)

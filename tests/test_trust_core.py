@@ -161,3 +161,32 @@ def test_store_is_found_in_one_place_by_every_caller(tmp_path: Path) -> None:
     assert pipeline.store_path_for(source, "offline") == beside
     with pytest.raises(BadInputError, match="Unknown encoder"):
         pipeline.store_path_for(source, "mfcc")
+
+
+def test_a_full_disk_during_training_says_so_and_leaves_no_temp_files(
+        tmp_path: Path, bsd_root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from bst_core.cli import EXIT_BAD_INPUT, main
+
+    def full_disk(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 27648 vs 6112")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    run = tmp_path / "run"
+    assert main(["train", str(bsd_root), "--out", str(run), "--folds", "2", "--epochs", "1", "-q"]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "disk full while writing" in err and "model.pt" in err and "Traceback" not in err
+    assert not list(run.rglob("*.tmp"))
+    assert RunFolder(run).status == "failed" and RunFolder(run).info["folds_done"] == []
+
+
+def test_temp_files_of_a_killed_write_are_removed_on_the_next_run(tmp_path: Path) -> None:
+    import os
+
+    corpus = make_corpus(n_per_class=8, dim=16)
+    pipeline.cross_validate(corpus, tmp_path / "run", FAST)
+    stale = [tmp_path / "run" / ".metrics.json.abc123.tmp", tmp_path / "run" / "fold_1" / ".model.pt.x1y2.tmp"]
+    for path in stale:
+        path.write_bytes(b"\0" * 4096)
+        os.utime(path, (1_000_000_000, 1_000_000_000))
+    pipeline.cross_validate(corpus, tmp_path / "run", FAST)      # resumes: both folds reused
+    assert not any(p.exists() for p in stale)

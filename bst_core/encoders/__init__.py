@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import os
 
+from bst_core.config import ENCODER_NAMES
 from bst_core.encoders.base import Encoder, EncoderInfo
 from bst_core.errors import BadInputError
 from bst_core.jobs import Job
 
 __all__ = ["ENCODER_NAMES", "Encoder", "EncoderInfo", "make_encoder"]
-
-ENCODER_NAMES: tuple[str, ...] = ("clap", "offline")
-"""Names accepted by :func:`make_encoder` (and by ``bst extract --encoder``)."""
-
 
 def make_encoder(name: str, *, checkpoint: str | os.PathLike[str] | None = None, device: str = "cpu",
                  allow_download: bool = False, job: Job | None = None) -> Encoder:
