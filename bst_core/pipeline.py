@@ -220,6 +220,11 @@ def export(run_dir: PathLike, corpus: Corpus, label: str, out_dir: PathLike, *, 
     from bst_core.submission import check_label, write_validated_package
 
     check_label(label)  # before any prediction work: nothing is written for a refused label
+    if corpus.kind != "evaluation":
+        raise BadInputError(
+            f"{corpus.root} is not an evaluation folder (it was read as a {corpus.kind or 'corpus'} source): a "
+            "challenge package needs the ids of the evaluation set's metadata (metadata/*_metadata.csv with an "
+            "anonymous_id column). Choose the evaluation folder.")
     result = load_run(run_dir)
     ensemble = load_ensemble(run_dir, allow_partial=allow_partial)
     if predictions is None:

@@ -91,3 +91,14 @@ def test_latin1_evaluation_metadata_exports_real_ids_not_file_paths(
     ids = read_submission_csv(out / "task1" / LABEL / f"{LABEL}.output.csv")["id"].tolist()
     assert all("/" not in i and not i.endswith(".wav") for i in ids)
     assert sorted(ids) == sorted(pipeline.open_source(eval_root).ids)   # the metadata's anonymous ids
+
+
+def test_export_of_a_folder_that_is_not_an_evaluation_set_is_refused(
+        partial_run: Path, eval_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sounds = tmp_path / "sounds"
+    shutil.copytree(eval_root / "audio", sounds)
+    assert main(["extract", str(sounds), "-q"]) == EXIT_OK
+    out = tmp_path / "submission"
+    assert main(["export", str(partial_run), str(sounds), "--label", LABEL, "--out", str(out), "-q",
+                 "--allow-partial"]) == EXIT_BAD_INPUT
+    assert "not an evaluation folder" in capsys.readouterr().err and not out.exists()
