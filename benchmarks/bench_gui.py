@@ -68,7 +68,6 @@ def _settle(app: QApplication, ms: int = 50) -> None:
 def bench_library(app: QApplication, tmp: Path, rows: int, compare_proxy: bool) -> None:
     from bst_core.synthetic import make_corpus
     from bst_core.taxonomy import NUM_CLASSES
-    from bst_gui.workflows import Opened
 
     corpus = make_corpus(n_per_class=-(-rows // NUM_CLASSES), dim=8)
     corpus = corpus.subset(corpus.table.index < rows)
@@ -77,7 +76,7 @@ def bench_library(app: QApplication, tmp: Path, rows: int, compare_proxy: bool) 
     table = window.library_view.table
 
     start = time.perf_counter()
-    window._set_opened(Opened(corpus, tmp / "corpus-35k"))
+    window.session.open(corpus)          # the window observes the session: the table fills itself
     table.viewport().repaint()
     opened = time.perf_counter() - start
     print(f"open {len(corpus):,} sounds → rows painted                      {opened * 1000:8.1f} ms")
@@ -169,8 +168,8 @@ def measure_stalls(app: QApplication, label: str, start_job: Callable[[], bool],
 
 
 def bench_jobs(app: QApplication, tmp: Path, cv_per_class: int, folds: int, epochs: int) -> None:
+    from bst_core.config import TrainConfig
     from bst_core.synthetic import write_bsd_dataset
-    from bst_core.training import TrainConfig
     from bst_gui.jobs import warm_up_imports
     from bst_gui.run_dialogs import ExtractOptions
 

@@ -30,7 +30,7 @@ from bst_core.synthetic import make_corpus
 def run(per_class: int, fraction: float, seed: int) -> dict[str, tuple[float, float, float]]:
     corpus = make_corpus(n_per_class=per_class, dim=512, seed=seed)
     rng = np.random.default_rng(seed)
-    missing = rng.choice(len(corpus), size=int(round(fraction * len(corpus))), replace=False)
+    missing = rng.choice(len(corpus), size=round(fraction * len(corpus)), replace=False)
     corpus.audio = np.array(corpus.audio, copy=True)
     corpus.audio[missing] = 0.0
     status = ["ok"] * len(corpus)

@@ -25,13 +25,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bst_core.config import TrainConfig
 from bst_core.corpus import CLAP_ENCODER, Corpus, empty_table
 from bst_core.ensemble import Ensemble
 from bst_core.jobs import Job, Progress
 from bst_core.model import HATR
 from bst_core.runs import RunFolder
 from bst_core.taxonomy import CLASS_KEYS
-from bst_core.config import TrainConfig
 from bst_core.training import cross_validate
 
 BSD10K_ITEMS = 10_956

@@ -1,22 +1,25 @@
 """Compute embeddings of a corpus into a resumable store: decode, embed, append batch by batch.
 
-One store per (source, encoder). An item is reused when the store holds it as ``ok`` from a file
-of the same size and modification time; everything else is computed: new or changed files, and
-items that failed before (a file may have been fixed or made readable since). Each batch is
-appended to the store as it finishes, so a crash or Cancel loses at most the batch in flight and
-a rerun computes only what is missing. The store is compacted at the end, also after a Cancel.
+One store per (source, encoder). Each item records what it was computed from: its audio file's
+size, mtime_ns and a hash of the file's first and last 64 kB (the store's ``key``), and a hash of
+the text that was embedded. An item stored as ``ok`` is reused when both still match; when only
+the text (title/tags/description) changed, only its text vector is computed again; everything
+else is computed: new or replaced files, and items that failed before (a file may have been fixed
+since). Each batch is appended to the store as it finishes, so a crash or Cancel loses at most the
+batch in flight and a rerun computes only what is missing. The whole run holds the store's lock
+(a second extraction into the same store is refused). The store is compacted at the end, also
+after a Cancel.
 
 A file whose audio cannot be read never stops the job: its audio vector is zeros, its status is
 ``audio_failed`` with the reason in words, and its text vector is computed as for any other item.
 Odd but usable audio (very short, silent, cut to the encoder's maximum length) is ``ok`` with
 the warning kept as the item's ``reason``.
-
-Limitation: an item is keyed by its audio file, so a changed title/tags/description with an
-unchanged file keeps its old text vector; extract into a new store after editing metadata.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,7 +35,10 @@ from bst_core.store import EmbeddingStore
 from bst_core.text import text_for
 
 STAGE = "extract"
+CHECK_STAGE = "check files"
 NO_AUDIO_FILE = "no audio file"
+EDGE_BYTES = 64 * 1024
+"""How much of each end of an audio file is hashed to notice a replaced file of the same size and time."""
 
 
 @dataclass
@@ -41,6 +47,9 @@ class ExtractSummary:
 
     ``failures``/``warnings`` map a reason group ("not an audio file", "very short") to the file
     names (each followed by the reason's detail, e.g. "click.wav (5 ms)", when it has one).
+    ``changed``: items computed again because their file or text changed since they were stored
+    (``text_only`` of them only in their text: their audio vector was kept). ``notes``: sentences
+    about the store itself (e.g. an older store format recomputed).
     """
 
     computed: int = 0
@@ -49,14 +58,25 @@ class ExtractSummary:
     failures: dict[str, list[str]] = field(default_factory=dict)
     warnings: dict[str, list[str]] = field(default_factory=dict)
     store_path: Path | None = None
+    changed: int = 0
+    text_only: int = 0
+    notes: list[str] = field(default_factory=list)
 
     @property
     def line(self) -> str:
-        return f"computed {self.computed}, reused {self.reused}, failed {self.failed}"
+        """``"computed N, reused M, failed K"``, plus ``", changed C (T text only)"`` when some changed."""
+        line = f"computed {self.computed}, reused {self.reused}, failed {self.failed}"
+        if self.changed:
+            line += f", changed {self.changed}" + (f" ({self.text_only} text only)" if self.text_only else "")
+        return line
 
     def format(self, max_names: int | None = 20) -> str:
-        """The summary line, then failures (and warnings) grouped by reason, with file names."""
-        lines = [self.line]
+        """The summary line and notes, then failures (and warnings) grouped by reason, with file names."""
+        lines = [self.line, *(f"  {note}" for note in self.notes)]
+        if self.changed:
+            lines.append(f"  recomputed because the audio file or its title/tags/description changed since "
+                         f"the last run: {self.changed}" + (f" ({self.text_only} only the text)"
+                                                             if self.text_only else ""))
         for title, groups in (("failed", self.failures), ("warning", self.warnings)):
             for reason, names in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
                 lines.append(f"  {title}: {reason} ({len(names)}):")
@@ -72,15 +92,29 @@ def reason_group(reason: str) -> str:
     return reason.split(" (", 1)[0].strip()
 
 
-def _file_state(path: str) -> tuple[int, float]:
-    """(size, mtime) of the audio file; (-1, 0.0) when there is none or it cannot be stat'ed."""
+def _file_state(path: str) -> tuple[int, int, str]:
+    """(size, mtime_ns, key) of the audio file; key = "size:mtime_ns:hash of the first and last 64 kB".
+
+    (-1, 0, "") when there is no file or it cannot be read.
+    """
     if not path:
-        return -1, 0.0
+        return -1, 0, ""
     try:
         info = os.stat(path)
+        digest = hashlib.blake2b(digest_size=16)
+        with open(path, "rb") as handle:
+            digest.update(handle.read(EDGE_BYTES))
+            if info.st_size > 2 * EDGE_BYTES:
+                handle.seek(-EDGE_BYTES, os.SEEK_END)
+            digest.update(handle.read(EDGE_BYTES))
     except OSError:
-        return -1, 0.0
-    return int(info.st_size), float(info.st_mtime)
+        return -1, 0, ""
+    return int(info.st_size), int(info.st_mtime_ns), f"{info.st_size}:{info.st_mtime_ns}:{digest.hexdigest()}"
+
+
+def text_hash(text: str) -> str:
+    """What the store records of the text an item's text vector was computed from."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 def _display_name(item_id: str, path: str) -> str:
@@ -91,41 +125,86 @@ def _display_name(item_id: str, path: str) -> str:
 
 
 def extract(corpus: Corpus, store_path: str | os.PathLike[str], encoder: Encoder, *,
-            batch_size: int = 16, job: jobs.Job | None = None) -> ExtractSummary:
+            batch_size: int = 16, job: jobs.Job | None = None, lock_timeout: float | None = None) -> ExtractSummary:
     """Embed every item of ``corpus`` into the store at ``store_path`` (created if missing).
 
-    Raises IncompatibleError when the store was made with another encoder. Cancel (via ``job``)
-    keeps every finished batch; running again computes only the rest.
+    Raises IncompatibleError when the store was made with another encoder, BadInputError when
+    another process writes the store for longer than ``lock_timeout`` s (default
+    :data:`bst_core.locking.DEFAULT_TIMEOUT`) or the disk is full. Cancel (via ``job``) keeps every
+    finished batch; running again computes only the rest.
     """
     store = EmbeddingStore.open(store_path, create_with=encoder.info,
-                                source=str(corpus.root) if corpus.root else "")
+                                source=str(corpus.root) if corpus.root else "", lock_timeout=lock_timeout)
+    with store.writing():
+        return _extract_locked(corpus, store, encoder, batch_size, job)
+
+
+def _extract_locked(corpus: Corpus, store: EmbeddingStore, encoder: Encoder, batch_size: int,
+                    job: jobs.Job | None) -> ExtractSummary:
     table = corpus.table
     ids = table["id"].astype(str).tolist()
     paths = (table["audio_path"].fillna("").astype(str).tolist() if "audio_path" in table.columns
              else [""] * len(ids))
-    states = [_file_state(p) for p in paths]
-    sizes = np.array([s for s, _ in states], np.int64)
-    mtimes = np.array([m for _, m in states], np.float64)
+    text_fields = table.reindex(columns=["title", "tags", "description"]).fillna("").astype(str)
+    texts = [text_for(*fields) for fields in text_fields.itertuples(index=False, name=None)]
+    hashes = np.array([text_hash(t) for t in texts], dtype=object)
+    states = []
+    for k, path in enumerate(paths):
+        if k % 256 == 0:
+            jobs.check(job)
+            jobs.report(job, CHECK_STAGE, k, len(paths), "checking which files changed")
+        states.append(_file_state(path))
+    jobs.report(job, CHECK_STAGE, len(paths), len(paths))
+    sizes = np.array([s for s, _, _ in states], np.int64)
+    mtimes = np.array([m for _, m, _ in states], np.int64)
+    keys = np.array([key for _, _, key in states], dtype=object)
 
-    previous = store.items().set_index("id")["status"].reindex(ids).to_numpy()
-    reusable = store.up_to_date(ids, sizes, mtimes) & (previous == "ok")
-    todo = np.flatnonzero(~reusable)
-    summary = ExtractSummary(reused=int(reusable.sum()), store_path=store.path)
-    text_fields = table.reindex(columns=["title", "tags", "description"]).fillna("")
-    jobs.report(job, STAGE, 0, len(todo), f"{len(todo)} to compute, {summary.reused} reused")
+    previous = store.items().set_index("id").reindex(ids)
+    was_ok = (previous["status"] == "ok").to_numpy()
+    stored_key = previous["key"].fillna("").to_numpy(dtype=object)
+    legacy = was_ok & (stored_key == "")  # format-1 stores did not record keys
+    same_audio = was_ok & (stored_key == keys) & (keys != "")
+    same_text = (previous["text_hash"].fillna("").to_numpy(dtype=object) == hashes)
+    reusable = same_audio & same_text
+    text_todo = np.flatnonzero(same_audio & ~same_text)
+    todo = np.flatnonzero(~same_audio)
+    summary = ExtractSummary(reused=int(reusable.sum()), store_path=store.path,
+                             changed=int((was_ok & ~reusable & ~legacy).sum()), text_only=len(text_todo))
+    if legacy.any():
+        summary.notes.append(
+            f"The store {store.path} was written by an older BST Studio (store format 1), which did not record "
+            f"what each sound was computed from: its {int(legacy.sum())} sounds were computed again.")
+    total = len(text_todo) + len(todo)
+    jobs.report(job, STAGE, 0, total, f"{total} to compute, {summary.reused} reused")
     try:
+        for start in range(0, len(text_todo), batch_size):  # audio unchanged: only the text is embedded
+            jobs.check(job)
+            batch = text_todo[start:start + batch_size]
+            batch_ids = [ids[row] for row in batch]
+            audio = store.load(batch_ids)[0]
+            reasons = previous["reason"].to_numpy(dtype=object)[batch].astype(str).tolist()
+            text = encoder.embed_text([texts[row] for row in batch])
+            store.append(batch_ids, audio, text, ["ok"] * len(batch), reasons, sizes[batch],
+                         mtime_ns=mtimes[batch], keys=keys[batch].tolist(), text_hashes=hashes[batch].tolist())
+            for row, reason in zip(batch, reasons, strict=True):
+                summary.computed += 1
+                for warning in filter(None, reason.split("; ")):
+                    _add(summary.warnings, warning, _display_name(ids[row], paths[row]))
+            jobs.report(job, STAGE, start + len(batch), total, "batch saved",
+                        computed=summary.computed, failed=summary.failed)
+        done = len(text_todo)
         for start in range(0, len(todo), batch_size):
             jobs.check(job)
             batch = todo[start:start + batch_size]
             decoded = []
             for k, row in enumerate(batch):
                 decoded.append(_decode_item(paths[row], encoder))
-                jobs.report(job, STAGE, start + k + 1, len(todo), _display_name(ids[row], paths[row]),
+                jobs.report(job, STAGE, done + start + k + 1, total, _display_name(ids[row], paths[row]),
                             computed=summary.computed, failed=summary.failed)
             audio, status, reasons = _embed_batch(encoder, decoded)
-            text = encoder.embed_text([text_for(*text_fields.iloc[row]) for row in batch])
-            store.append([ids[row] for row in batch], audio, text, status, reasons,
-                         sizes[batch], mtimes[batch])
+            text = encoder.embed_text([texts[row] for row in batch])
+            store.append([ids[row] for row in batch], audio, text, status, reasons, sizes[batch],
+                         mtime_ns=mtimes[batch], keys=keys[batch].tolist(), text_hashes=hashes[batch].tolist())
             for row, item_status, reason in zip(batch, status, reasons, strict=True):
                 name = _display_name(ids[row], paths[row])
                 if item_status == "ok":
@@ -135,10 +214,13 @@ def extract(corpus: Corpus, store_path: str | os.PathLike[str], encoder: Encoder
                 else:
                     summary.failed += 1
                     _add(summary.failures, reason, name)
-            jobs.report(job, STAGE, start + len(batch), len(todo), "batch saved",
+            jobs.report(job, STAGE, done + start + len(batch), total, "batch saved",
                         computed=summary.computed, failed=summary.failed)
-    finally:
-        store.compact()
+    except BaseException:
+        with contextlib.suppress(Exception):  # keep finished batches consolidated; report the first error
+            store.compact()
+        raise
+    store.compact()
     return summary
 
 

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import errno
+import json
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import soundfile as sf
 
+from bst_core import locking
 from bst_core.corpus import EncoderInfo
 from bst_core.encoders.offline import OfflineEncoder
-from bst_core.errors import IncompatibleError
+from bst_core.errors import BadInputError, IncompatibleError
 from bst_core.extraction import extract
 from bst_core.jobs import Cancelled, Job, Progress
 from bst_core.sources.folder import read_audio_folder
 from bst_core.store import EmbeddingStore
+from bst_core.text import text_for
 
 SR = 22_050
 
@@ -163,3 +169,101 @@ def test_progress_reports_each_item(folder: Path, tmp_path: Path) -> None:
     assert [p.done for p in steps] == sorted(p.done for p in steps)
     assert all(p.total == 12 for p in steps)
     assert (steps[-1].data["computed"], steps[-1].data["failed"]) == (summary.computed, summary.failed)
+
+
+# ---------------------------------------------------------------------- what changed since the last run
+class CountingEncoder(OfflineEncoder):
+    """Counts the clips it embeds."""
+
+    audio_clips = 0
+
+    def embed_audio(self, clips: Sequence[np.ndarray]) -> np.ndarray:
+        type(self).audio_clips += len(clips)
+        return super().embed_audio(clips)
+
+
+def test_changed_text_recomputes_only_the_text_vector(folder: Path, tmp_path: Path) -> None:
+    corpus = read_audio_folder(folder)
+    store_path = tmp_path / "store"
+    extract(corpus, store_path, OfflineEncoder())
+    audio_before, text_before, _ = EmbeddingStore.open(store_path).load(corpus.ids)
+    k = corpus.ids.index("good/clip_2.wav")
+    corpus.table.loc[k, "title"] = "a completely different title"
+    CountingEncoder.audio_clips = 0
+    summary = extract(corpus, store_path, CountingEncoder())
+    audio_after, text_after, _ = EmbeddingStore.open(store_path).load(corpus.ids)
+    row = corpus.table.iloc[k]
+    expected = OfflineEncoder().embed_text([text_for(row["title"], row["tags"], row["description"])])[0]
+    np.testing.assert_allclose(text_after[k], expected, rtol=1e-6)
+    np.testing.assert_array_equal(np.delete(text_after, k, 0), np.delete(text_before, k, 0))
+    np.testing.assert_array_equal(audio_after, audio_before)
+    assert CountingEncoder.audio_clips == 0          # the failed files are retried, but none decodes
+    assert (summary.computed, summary.reused, summary.changed, summary.text_only) == (1, 8, 1, 1)
+    assert summary.line == "computed 1, reused 8, failed 3, changed 1 (1 text only)"
+
+
+def test_replaced_audio_with_the_same_size_and_time_is_noticed(folder: Path, tmp_path: Path) -> None:
+    corpus = read_audio_folder(folder)
+    extract(corpus, tmp_path / "store", OfflineEncoder())
+    target = folder / "good" / "clip_4.wav"
+    before = target.stat()
+    old = EmbeddingStore.open(tmp_path / "store").load(["good/clip_4.wav"])[0]
+    wav(target, 0.5, level=0.3)                       # other samples, same length
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (target.stat().st_size, target.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    summary = extract(corpus, tmp_path / "store", OfflineEncoder())
+    assert (summary.computed, summary.reused, summary.changed, summary.text_only) == (1, 8, 1, 0)
+    assert not np.array_equal(EmbeddingStore.open(tmp_path / "store").load(["good/clip_4.wav"])[0], old)
+
+
+def test_a_second_extraction_into_the_same_store_is_refused(folder: Path, tmp_path: Path) -> None:
+    corpus = read_audio_folder(folder)
+    with locking.exclusive(tmp_path / "store", "another extraction", timeout=1), \
+            pytest.raises(BadInputError, match=r"store .* is being written by another process \(lock "):
+        extract(corpus, tmp_path / "store", OfflineEncoder(), lock_timeout=0.2)
+    assert extract(corpus, tmp_path / "store", OfflineEncoder()).computed == 9
+
+
+def test_disk_full_keeps_finished_batches(folder: Path, tmp_path: Path, monkeypatch) -> None:
+    corpus = read_audio_folder(folder)
+    real_savez = np.savez
+    calls = []
+
+    def filling_up(*args, **kwargs) -> None:
+        calls.append(1)
+        if len(calls) == 2:  # the second batch's chunk
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_savez(*args, **kwargs)
+
+    monkeypatch.setattr(np, "savez", filling_up)
+    with pytest.raises(BadInputError, match=r"disk full while writing .*chunk-\d+\.npz; free space"):
+        extract(corpus, tmp_path / "store", OfflineEncoder(), batch_size=4)
+    monkeypatch.undo()
+    kept = EmbeddingStore.open(tmp_path / "store")
+    assert len(kept) == 4 and not list(kept.path.rglob("*.tmp"))
+    kept_ok = int((kept.items()["status"] == "ok").sum())
+    rest = extract(corpus, tmp_path / "store", OfflineEncoder(), batch_size=4)
+    assert rest.reused == kept_ok and rest.reused + rest.computed + rest.failed == len(corpus)
+
+
+def test_store_of_the_older_format_is_recomputed_and_says_so(folder: Path, tmp_path: Path) -> None:
+    corpus = read_audio_folder(folder)
+    store_path = tmp_path / "store"
+    extract(corpus, store_path, OfflineEncoder())
+    audio, text, _ = EmbeddingStore.open(store_path).load(corpus.ids)
+    items = EmbeddingStore.open(store_path).items().set_index("id").reindex(corpus.ids)
+    shutil.rmtree(store_path)
+    store_path.mkdir()
+    np.save(store_path / "audio.npy", audio)
+    np.save(store_path / "text.npy", text)
+    pd.DataFrame({"id": corpus.ids, "row": range(len(corpus)), "status": items["status"].to_numpy(),
+                  "reason": items["reason"].to_numpy(), "size": items["size"].to_numpy(),
+                  "mtime": items["mtime"].to_numpy()}).to_csv(store_path / "items.csv", index=False)
+    (store_path / "manifest.json").write_text(json.dumps({
+        "format": "bst-store", "format_version": 1, "encoder": OfflineEncoder().info.to_dict(),
+        "source": str(folder), "created": "2026-01-01T00:00:00+00:00"}))
+    summary = extract(corpus, store_path, OfflineEncoder())
+    assert (summary.computed, summary.reused, summary.failed) == (9, 0, 3)
+    assert any("older BST Studio" in note and "9" in note for note in summary.notes)
+    assert "older BST Studio" in summary.format()
+    assert extract(corpus, store_path, OfflineEncoder()).reused == 9

@@ -102,6 +102,7 @@ def test_crash_leftovers_lose_only_the_batch_in_flight(tmp_path: Path) -> None:
     _append(resumed, ["b"], seed=2)
     resumed.compact()
     assert not list((path / "pending").iterdir())
+    assert sorted(p.name for p in path.iterdir()) == [".lock", "gen-000001", "manifest.json", "pending"]
     np.testing.assert_array_equal(EmbeddingStore.open(path).load(["a"])[0], audio)
 
 
@@ -121,8 +122,9 @@ def test_crash_during_compaction_leaves_a_readable_store(tmp_path: Path, monkeyp
 
     monkeypatch.setattr(store_module.atomic, "atomic_open", failing_open)
     with pytest.raises(OSError, match="power cut"):
-        store.compact()  # audio.npy was replaced, text.npy and items.csv were not
+        store.compact()  # the new generation was not finished: the store still points at the old one
     monkeypatch.undo()
+    assert len(list(path.glob("gen-*"))) == 1
     reopened = EmbeddingStore.open(path)
     expected = np.vstack([new_a, old[1:], new_c])
     audio, text, found = reopened.load(["a", "b", "c"])
@@ -141,13 +143,25 @@ def _compacted(tmp_path: Path) -> Path:
     return path
 
 
+def _gen(path: Path) -> Path:
+    """The store's current generation folder (where items.csv, audio.npy and text.npy are)."""
+    return path / f"gen-{json.loads((path / 'manifest.json').read_text())['generation']:06d}"
+
+
+_ITEMS_HEADER = "id,row,status,reason,size,mtime_ns,key,text_hash,check\n"
+
+
 @pytest.mark.parametrize(("damage", "file_named"), [
-    (lambda p: (p / "audio.npy").write_bytes((p / "audio.npy").read_bytes()[:-8]), "audio.npy"),
-    (lambda p: (p / "text.npy").write_bytes(b"not numpy"), "text.npy"),
+    (lambda p: (_gen(p) / "audio.npy").write_bytes((_gen(p) / "audio.npy").read_bytes()[:-8]), "audio.npy"),
+    (lambda p: (_gen(p) / "text.npy").write_bytes(b"not numpy"), "text.npy"),
+    (lambda p: (_gen(p) / "text.npy").unlink(), "text.npy"),
     (lambda p: (p / "manifest.json").write_text("{broken"), "manifest.json"),
     (lambda p: (p / "manifest.json").write_text('{"format": "something-else"}'), "manifest.json"),
-    (lambda p: (p / "items.csv").write_text("id,row,status,reason,size,mtime\na,9,ok,,1,1.0\n"), "audio.npy"),
-    (lambda p: (p / "items.csv").write_text("id;row\n"), "items.csv"),
+    (lambda p: (_gen(p) / "items.csv").write_text(_ITEMS_HEADER + "a,9,ok,,1,1,k,,0123456789abcdef\n"), "items.csv"),
+    (lambda p: (_gen(p) / "items.csv").write_text("id;row\n"), "items.csv"),
+    (lambda p: (_gen(p) / "items.csv").write_text(_ITEMS_HEADER + "a,0,fine,,1,1,k,,0123456789abcdef\n"
+                                                  "b,1,ok,,1,1,k,,0123456789abcdef\nc,2,ok,,1,1,k,,0\n"), "items.csv"),
+    (lambda p: (p / "audio.npy").write_bytes(b"old layout"), "audio.npy"),
     (lambda p: (p / "manifest.json").unlink(), "manifest.json"),
 ])
 def test_damage_is_reported_naming_the_file(tmp_path: Path, damage, file_named: str) -> None:

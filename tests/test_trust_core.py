@@ -45,7 +45,7 @@ def test_masked_audio_gets_no_attention_and_cannot_move_the_prediction() -> None
     other_audio[~present] = torch.randn(2, 8) * 5
     probs_other, _ = predict_probs(model, other_audio, text, audio_present=present)
     assert torch.allclose(probs[~present], probs_other[~present])       # audio of masked rows is ignored
-    unmasked, attn_seed = predict_probs(model, audio, text)              # the seed behaviour stays available
+    _, attn_seed = predict_probs(model, audio, text)              # the seed behaviour stays available
     assert attn_seed is not None and (attn_seed[~present, 0] > 0).all()
 
 
@@ -98,9 +98,9 @@ def test_two_only_fold_processes_into_one_folder_both_land(tmp_path: Path) -> No
 
 
 def test_the_same_fold_trained_twice_at_once_is_refused(tmp_path: Path) -> None:
-    from bst_core import locking
-
     from dataclasses import replace
+
+    from bst_core import locking
 
     corpus = make_corpus(n_per_class=8, dim=16)
     pipeline.cross_validate(corpus, tmp_path / "run", replace(FAST, only_fold=2))

@@ -9,17 +9,17 @@ A dataset folder::
     features/clap_text_embeddings/<sound_id>.npy
 
 The per-sound ``.npy`` files are read once into an :class:`~bst_core.store.EmbeddingStore` under
-``paths.cache_dir()/stores/``; later opens memory-map it. The cache is refreshed when a feature
-folder changes (its modification time or its number of ``.npy`` files); then only new or changed
-files are read. Files rewritten in place without touching their folder are not noticed.
+``paths.cache_dir()/stores/``; later opens memory-map it. Every cached sound is keyed on the size
+and mtime_ns of both its files (one stat each per open), so files overwritten in place are noticed
+and only they are read again (a note says how many). The expected vector size is the one most
+files have; files of another size are named.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,10 +27,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bst_core import atomic, jobs, paths, taxonomy
+from bst_core import jobs, paths, taxonomy
 from bst_core.corpus import CLAP_ENCODER, CORPUS_COLUMNS, Corpus, EncoderInfo, official_dataset
 from bst_core.errors import BadInputError
-from bst_core.store import EmbeddingStore, consolidate_npy_folders, remove_store
+from bst_core.store import (
+    FORMAT_VERSION,
+    EmbeddingStore,
+    consolidate_npy_folders,
+    npy_file_stats,
+    npy_item_state,
+    remove_store,
+)
 from bst_core.textfile import read_csv_table, shorten
 
 KIND = "bsd"
@@ -38,7 +45,6 @@ METADATA_NAMES: tuple[str, ...] = ("BSD10k_metadata.csv", "BSD35k-CS_metadata.cs
 AUDIO_FEATURES = Path("features") / "clap_audio_embeddings"
 TEXT_FEATURES = Path("features") / "clap_text_embeddings"
 TEXT_COLUMNS: tuple[str, ...] = ("title", "tags", "description")
-_FINGERPRINT = "source-fingerprint.json"
 _EXAMPLES = 3
 
 
@@ -101,34 +107,26 @@ class ShippedEmbeddings:
 
 
 def cached_store_path(root: Path) -> Path:
-    """Cache store of a dataset folder: ``cache_dir()/stores/<name>-<hash of the absolute path>``."""
-    resolved = str(Path(root).resolve())
-    digest = hashlib.sha256(resolved.encode("utf-8")).hexdigest()[:16]
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(resolved).name)[:40] or "root"
-    return paths.cache_dir() / "stores" / f"{name}-{digest}"
-
-
-def _npy_stems(folder: Path) -> set[str]:
-    return {name[:-4] for name in os.listdir(folder) if name.endswith(".npy") and not name.startswith(".")}
+    """Cache store of a dataset's shipped embeddings: ``cache_dir()/stores/<paths.folder_key(root)>-shipped``."""
+    return paths.cache_dir() / "stores" / f"{paths.folder_key(root)}-shipped"
 
 
 def _open_cache(store_path: Path, notes: list[str]) -> EmbeddingStore | None:
+    """The cache store, or None (removed first) when it is missing, damaged or of an older format."""
     if not (store_path / "manifest.json").exists():
         remove_store(store_path)
         return None
     try:
-        return EmbeddingStore.open(store_path)
+        store = EmbeddingStore.open(store_path)
     except BadInputError as exc:
         notes.append(f"The cached embeddings were unusable and have been rebuilt ({exc}).")
         remove_store(store_path)
         return None
-
-
-def _read_fingerprint(store_path: Path) -> object:
-    try:
-        return json.loads((store_path / _FINGERPRINT).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    if store.format_version < FORMAT_VERSION:
+        notes.append("The cached embeddings were made by an older BST Studio and have been rebuilt.")
+        remove_store(store_path)
         return None
+    return store
 
 
 def load_shipped_embeddings(root: Path, ids: Sequence[str], *,
@@ -136,31 +134,39 @@ def load_shipped_embeddings(root: Path, ids: Sequence[str], *,
     """Embeddings of ``ids`` from ``root/features/clap_{audio,text}_embeddings/<id>.npy``.
 
     Returns None when either folder is absent. The first call reads the files into a cache store
-    (progress stage "read embeddings"); later calls memory-map it unless a folder changed.
+    (progress stage "read embeddings"); later calls stat every file and memory-map the cache,
+    reading again only files whose size or mtime_ns changed.
     """
     root = Path(root).resolve()
     audio_dir, text_dir = root / AUDIO_FEATURES, root / TEXT_FEATURES
     if not (audio_dir.is_dir() and text_dir.is_dir()):
         return None
     ids = [str(i) for i in ids]
-    fingerprint = {"audio": [audio_dir.stat().st_mtime_ns, 0], "text": [text_dir.stat().st_mtime_ns, 0]}
-    audio_names, text_names = _npy_stems(audio_dir), _npy_stems(text_dir)
-    fingerprint["audio"][1], fingerprint["text"][1] = len(audio_names), len(text_names)
-    found = pd.Index(ids).isin(audio_names) & pd.Index(ids).isin(text_names)
+    audio_stats, text_stats = npy_file_stats(audio_dir), npy_file_stats(text_dir)
+    found = np.array([i in audio_stats and i in text_stats for i in ids], dtype=bool)
     have = [i for i, ok in zip(ids, found, strict=True) if ok]
 
     notes: list[str] = []
     store_path = cached_store_path(root)
     store = _open_cache(store_path, notes)
-    if store is not None and _read_fingerprint(store_path) == fingerprint:
-        audio, text, in_store = store.load(have)
-        if in_store.all():
+    if store is not None:
+        sizes, mtimes, keys = npy_item_state(have, audio_stats, text_stats)
+        fresh = store.up_to_date(have, sizes, mtime_ns=mtimes, keys=keys).all()
+        try:  # the rows that stay are verified: a damaged cache is rebuilt, not updated
+            audio, text, _ = store.load(have if fresh else store.items()["id"].tolist())
+        except BadInputError as exc:
+            notes.append(f"The cached embeddings were unusable and have been rebuilt ({exc}).")
+            remove_store(store_path)
+            store, fresh = None, False
+        if fresh:
             return _aligned(audio, text, found, store, notes)
-    encoder = _encoder_from_files(audio_dir, text_dir, have, store)
+    encoder = _encoder_from_files(audio_dir, text_dir, have, store, (audio_stats, text_stats))
     if store is not None and store.encoder != encoder:
+        notes.append(f"The shipped embeddings are now {encoder.audio_dim}+{encoder.text_dim} numbers per sound "
+                     f"(the cache held {store.encoder.audio_dim}+{store.encoder.text_dim}); the cache was rebuilt.")
         remove_store(store_path)
-    store = consolidate_npy_folders(have, audio_dir, text_dir, store_path, encoder, job, source=str(root))
-    atomic.write_json(store_path / _FINGERPRINT, fingerprint)
+    store = consolidate_npy_folders(have, audio_dir, text_dir, store_path, encoder, job, source=str(root),
+                                    notes=notes, stats=(audio_stats, text_stats))
     audio, text, _ = store.load(have)
     return _aligned(audio, text, found, store, notes)
 
@@ -176,13 +182,41 @@ def _aligned(audio: np.ndarray, text: np.ndarray, found: np.ndarray, store: Embe
     return ShippedEmbeddings(audio, text, found, store.encoder, store.path, notes)
 
 
-def _encoder_from_files(audio_dir: Path, text_dir: Path, have: Sequence[str],
-                        store: EmbeddingStore | None) -> EncoderInfo:
-    """CLAP encoder identity with the dimensions found in the first sound's files."""
+def _encoder_from_files(audio_dir: Path, text_dir: Path, have: Sequence[str], store: EmbeddingStore | None,
+                        stats: tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]]]) -> EncoderInfo:
+    """CLAP encoder identity with the vector sizes most files have (see :func:`_majority_size`)."""
+    known = store.encoder if store is not None else CLAP_ENCODER
     if not have:
-        return store.encoder if store is not None else CLAP_ENCODER
-    return replace(CLAP_ENCODER, audio_dim=_vector_size(audio_dir / f"{have[0]}.npy"),
-                   text_dim=_vector_size(text_dir / f"{have[0]}.npy"))
+        return known
+    return replace(CLAP_ENCODER, audio_dim=_majority_size(audio_dir, have, stats[0], known.audio_dim),
+                   text_dim=_majority_size(text_dir, have, stats[1], known.text_dim))
+
+
+def _majority_size(folder: Path, have: Sequence[str], stats: dict[str, tuple[int, int]], known: int) -> int:
+    """The vector size most of ``have``'s files in ``folder`` hold (``known`` wins a tie).
+
+    Files are grouped by their size on disk and one file per group is read, so the common case
+    costs one header read. Files of another vector size raise :class:`BadInputError` naming them.
+    """
+    groups: dict[int, list[str]] = {}
+    for item in have:
+        groups.setdefault(stats[item][0], []).append(item)
+    dims = {file_size: _vector_size(folder / f"{members[0]}.npy") for file_size, members in groups.items()}
+    votes: Counter[int] = Counter()
+    for file_size, members in groups.items():
+        votes[dims[file_size]] += len(members)
+    top = max(votes.values())
+    tied = [dim for dim, count in votes.items() if count == top]
+    expected = known if known in tied else max(tied)
+    odd = [item for item in have if dims[stats[item][0]] != expected]
+    if odd:
+        shown = ", ".join(f"{item}.npy ({dims[stats[item][0]]})" for item in odd[:_EXAMPLES])
+        more = f" and {len(odd) - _EXAMPLES} more" if len(odd) > _EXAMPLES else ""
+        raise BadInputError(
+            f"{len(odd)} of {len(have)} embedding files in {folder} do not hold {expected} numbers like the "
+            f"others: {shown}{more}. Re-extract those files or delete them (their sounds are then reported "
+            "as missing).")
+    return expected
 
 
 def _vector_size(path: Path) -> int:
