@@ -333,6 +333,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="demo_out", metavar="DIR")
     _add_common(p)
     p.set_defaults(func=cmd_demo)
+
+    from bst_core.cli_analysis import add_analysis_commands
+
+    add_analysis_commands(sub)
     return parser
 
 
