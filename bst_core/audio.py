@@ -20,9 +20,11 @@ problem, so reports can group by them. Several warnings are joined by "; ".
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -31,7 +33,9 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from bst_core import jobs
 from bst_core.errors import BadInputError
+from bst_core.jobs import Job
 
 AUDIO_EXTENSIONS: frozenset[str] = frozenset({
     ".wav", ".wave", ".bwf", ".rf64", ".w64", ".flac", ".ogg", ".oga", ".opus",
@@ -87,22 +91,6 @@ class AudioInfo(NamedTuple):
     duration_s: float
     sr: int
     channels: int
-
-
-@dataclass(frozen=True)
-class Envelope:
-    """Min/max waveform envelope for drawing: ``mins[i]``..``maxs[i]`` covers ``step`` frames."""
-
-    mins: np.ndarray
-    maxs: np.ndarray
-    sr: int
-    duration_s: float
-    step: int
-
-    @property
-    def times(self) -> np.ndarray:
-        """Start time in seconds of each envelope point."""
-        return np.arange(len(self.mins), dtype=np.float64) * self.step / self.sr
 
 
 def format_duration(seconds: float) -> str:
@@ -257,36 +245,42 @@ def probe(path: str | os.PathLike[str]) -> AudioInfo:
     raise BadInputError(f"{path}: {reason}. Check that the file is a readable audio file.")
 
 
-def load_for_display(path: str | os.PathLike[str], max_points: int = 2000) -> Envelope:
-    """Min/max envelope of the whole file (mono mix) in at most ``max_points`` points.
+def envelope(samples: np.ndarray, sr: int, points: int = 1600) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(times, mins, maxs)`` of ``samples``: at most ``points`` min/max pairs for drawing a waveform.
 
-    Streams the file block by block, so long files never sit in memory. BadInputError with the
-    reason in words when the file cannot be read.
+    Each pair covers ``step = ceil(len / points)`` samples (the last one padded with its final
+    sample); ``times`` is the start of each pair in seconds.
     """
-    path = Path(path)
-    reason = _precheck(path)
-    if reason:
-        raise BadInputError(f"{path}: {reason}.")
-    try:
-        with sf.SoundFile(path) as handle:
-            sr, frames = handle.samplerate, handle.frames
-            step = max(1, math.ceil(frames / max(1, max_points)))
-            block_frames = max(1, _BLOCK_FRAMES // step) * step   # whole envelope points per block
-            mins: list[np.ndarray] = []
-            maxs: list[np.ndarray] = []
-            for block in handle.blocks(blocksize=block_frames, dtype="float32", always_2d=True):
-                mono = block.mean(axis=1)
-                pad = (-len(mono)) % step
-                if pad:
-                    mono = np.concatenate([mono, np.full(pad, mono[-1], np.float32)])
-                grid = mono.reshape(-1, step)
-                mins.append(grid.min(axis=1))
-                maxs.append(grid.max(axis=1))
-    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-        raise BadInputError(f"{path}: {describe_error(exc)}.") from exc
-    empty = np.zeros(0, np.float32)
-    return Envelope(np.concatenate(mins) if mins else empty, np.concatenate(maxs) if maxs else empty,
-                    sr, frames / sr if sr else 0.0, step)
+    x = np.asarray(samples, dtype=np.float32).reshape(-1)
+    if not len(x):
+        empty = np.zeros(0, np.float32)
+        return empty.astype(np.float64), empty, empty
+    step = max(1, math.ceil(len(x) / max(1, points)))
+    pad = (-len(x)) % step
+    if pad:
+        x = np.concatenate([x, np.full(pad, x[-1], np.float32)])
+    grid = x.reshape(-1, step)
+    times = np.arange(len(grid), dtype=np.float64) * step / sr
+    return times, grid.min(axis=1), grid.max(axis=1)
+
+
+def probe_durations(paths: Sequence[str | os.PathLike[str]] | np.ndarray, job: Job | None = None, *,
+                    batch: int = 256) -> np.ndarray:
+    """Durations in seconds from the file headers (NaN where a path is empty or unreadable).
+
+    Reports progress per batch as stage ``"durations"`` with ``positions=(start, stop)`` and
+    ``seconds`` (that batch's durations), so a table can fill in as it goes; cancellable.
+    """
+    out = np.full(len(paths), np.nan)
+    for start in range(0, len(paths), batch):
+        jobs.check(job)
+        stop = min(start + batch, len(paths))
+        for k in range(start, stop):
+            if paths[k]:
+                with contextlib.suppress(BadInputError):
+                    out[k] = probe(paths[k]).duration_s
+        jobs.report(job, "durations", stop, len(paths), positions=(start, stop), seconds=out[start:stop].copy())
+    return out
 
 
 def spectrogram(samples: np.ndarray, sr: int, *, n_fft: int = 1024, hop: int = 256, max_frames: int = 2000,

@@ -32,9 +32,12 @@ import pandas as pd
 from bst_core.taxonomy import CLASS_KEYS, TOP_LEVELS, classes_of_top, top_of
 
 LIBRARY_COLUMNS: tuple[str, ...] = (
-    "id", "title", "duration_s", "truth", "prediction", "confidence", "top", "edited", "status",
+    "id", "title", "duration_s", "truth", "prediction", "confidence", "top", "edited", "status", "audio",
 )
-"""Columns shown by the library table, in display order."""
+"""Columns shown by the library table, in display order (the one list: the Qt model shows these).
+
+``confidence`` is the prediction's score (top probability); ``audio`` says what the embeddings
+were made from: "ok", "text only: <reason>" (the audio could not be decoded), "" (no embeddings)."""
 
 TEXT_COLUMNS: tuple[str, ...] = ("id", "title", "tags", "description", "truth")
 """Columns whose text free words of a query are matched against (fixed once a source is open)."""
@@ -63,11 +66,13 @@ def _text(values: pd.Series | None, n: int) -> np.ndarray:
     return values.fillna("").astype(str).to_numpy(dtype=object)
 
 
-def library_frame(table: pd.DataFrame) -> pd.DataFrame:
+def library_frame(table: pd.DataFrame, audio_status: Sequence[str] | None = None) -> pd.DataFrame:
     """The library rows of a corpus table (``bst_core.corpus`` columns), without predictions.
 
     Columns: :data:`LIBRARY_COLUMNS` plus ``tags``, ``description``, ``audio_path`` and
     ``base_status`` ("ok" or "no audio"). ``duration_s`` is copied when the table has it, else NaN.
+    ``audio_status`` (``Corpus.audio_status()``, row-aligned) fills the ``audio`` column; without
+    it the column is empty (embeddings not computed yet).
     """
     n = len(table)
     get = table.get
@@ -86,6 +91,8 @@ def library_frame(table: pd.DataFrame) -> pd.DataFrame:
         "top": np.array([top_of(t) if t else "" for t in truth], dtype=object),
         "edited": np.full(n, "", dtype=object),
         "status": base_status.copy(),
+        "audio": (np.full(n, "", dtype=object) if audio_status is None
+                  else _aligned_text(audio_status, n, "audio statuses")),
         "tags": _text(get("tags"), n),
         "description": _text(get("description"), n),
         "audio_path": audio_path,
@@ -94,10 +101,19 @@ def library_frame(table: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def _aligned_text(values: Sequence[str], n: int, what: str) -> np.ndarray:
+    out = np.asarray([str(v) for v in values], dtype=object)
+    if len(out) != n:
+        raise ValueError(f"{len(out)} {what} for {n} rows")
+    return out
+
+
 def set_predictions(frame: pd.DataFrame, ids: Sequence[str], labels: Sequence[str],
-                    scores: Sequence[float] | np.ndarray) -> np.ndarray:
+                    scores: Sequence[float] | np.ndarray, audio_status: Sequence[str] | None = None) -> np.ndarray:
     """Write predictions into ``frame`` (in place) by id; rows without one are cleared.
 
+    ``audio_status`` (aligned to ``ids``, e.g. ``Predictions.audio_status``) replaces the ``audio``
+    column of the predicted rows: what each prediction was made from.
     Returns, for each frame row, the position of its prediction in ``ids`` (-1 when none), so
     row-aligned extras (probabilities, attention) can be gathered with it.
     """
@@ -114,6 +130,11 @@ def set_predictions(frame: pd.DataFrame, ids: Sequence[str], labels: Sequence[st
     frame["prediction"] = prediction
     frame["confidence"] = confidence
     frame["top"] = top_column(frame)
+    if audio_status is not None:
+        status = _aligned_text(audio_status, len(label_array), "audio statuses")
+        audio = frame["audio"].to_numpy(dtype=object, copy=True)
+        audio[has] = status[where[has]]
+        frame["audio"] = audio
     return where
 
 

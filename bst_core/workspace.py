@@ -27,7 +27,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,13 @@ from bst_core.taxonomy import CLASS_KEYS
 FORMAT = "bst-workspace"
 FORMAT_VERSION = 1
 FILE_NAME = "workspace.sqlite"
-EXPORT_COLUMNS: tuple[str, ...] = ("id", "truth", "prediction", "confidence", "edited_label")
+EXPORT_COLUMNS: tuple[str, ...] = ("id", "truth", "prediction", "confidence", "audio_status", "edited_label")
+"""Columns of the labels CSV. ``confidence`` is the prediction's score; ``audio_status`` "ok" or
+"text only: <reason>" (the prediction was made from the text alone), "" when unknown."""
+_REQUIRED_COLUMNS: tuple[str, ...] = ("id", "truth", "prediction", "confidence", "edited_label")
+"""What a labels CSV must hold to be read back (files written before ``audio_status`` existed lack it)."""
+BUSY_TIMEOUT_S = 2.0
+"""How long a save waits for another program's lock on the database before it gives up."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -71,17 +77,51 @@ def default_path(source: str | os.PathLike[str]) -> Path:
     return paths.data_dir() / "workspaces" / paths.folder_key(source) / FILE_NAME
 
 
+class WorkspaceSaveError(BadInputError):
+    """An edit (or undo/redo) could not be saved: the database is locked, the disk is full, ...
+
+    Nothing was changed; the message says what to do.
+    """
+
+
+def storage_error(path: Path, exc: sqlite3.Error) -> BadInputError:
+    """The words for a failed database operation on ``path``.
+
+    Locked by another connection (SQLITE_BUSY / SQLITE_LOCKED) → close the other program; disk full
+    (SQLITE_FULL) → free space; a file that is not a (healthy) database → move it away; anything
+    else → the error as SQLite says it, with where.
+    """
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    text = str(exc).lower()
+    if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in text:
+        return WorkspaceSaveError(f"{path} is locked by another program (another BST Studio window?); "
+                                  "close it and try again.")
+    if primary == sqlite3.SQLITE_FULL or "disk is full" in text:
+        return WorkspaceSaveError(f"Not saved: disk full while saving {path}; free space and try again.")
+    if primary in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT) or not isinstance(exc, sqlite3.OperationalError):
+        return BadInputError(f"{path} is not a BST Studio workspace database ({exc}); move it away or "
+                             "choose another workspace file.")
+    return WorkspaceSaveError(f"{path} could not be written ({exc}); check that its disk is writable and "
+                              "try again.")
+
+
 class Workspace:
     """Label edits of one source in one SQLite file; safe to share between threads.
 
     ``Workspace(path)`` opens or creates the database; :meth:`for_source` uses :func:`default_path`.
-    A file that is not a workspace raises :class:`BadInputError` naming it.
+    A file that is not a workspace raises :class:`BadInputError` naming it ("move it away"); a
+    database locked by another program or a full disk raise :class:`WorkspaceSaveError` saying so,
+    at opening and on every edit, undo or redo (waiting ``busy_timeout_s``, default
+    :data:`BUSY_TIMEOUT_S`, for a lock to go). A failed save changes nothing.
     """
 
     def __init__(self, db_path: str | os.PathLike[str], *,
-                 source: str | os.PathLike[str] | None = None) -> None:
+                 source: str | os.PathLike[str] | None = None, busy_timeout_s: float | None = None) -> None:
         self.path = Path(db_path)
         self._lock = threading.RLock()
+        wait = BUSY_TIMEOUT_S if busy_timeout_s is None else busy_timeout_s
+        self._busy_timeout_ms = max(0, round(wait * 1000))
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -90,10 +130,9 @@ class Workspace:
                                 "check that its folder exists and is writable.") from exc
         try:
             self._initialise(source)
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
             self._conn.close()
-            raise BadInputError(f"{self.path} is not a BST Studio workspace database ({exc}); "
-                                "move it away or choose another workspace file.") from exc
+            raise storage_error(self.path, exc) from exc
         except BaseException:
             self._conn.close()
             raise
@@ -107,13 +146,13 @@ class Workspace:
 
     def _initialise(self, source: str | os.PathLike[str] | None) -> None:
         with self._lock:
+            self._conn.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")  # an edit shown as saved survives power loss
-            self._conn.execute("PRAGMA busy_timeout=5000")
             listed = self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
             tables = {row[0] for row in listed}
             if tables and "meta" not in tables:
-                raise sqlite3.DatabaseError("it holds tables of another program")
+                raise sqlite3.DatabaseError("it holds tables of another program")  # → "move it away"
             self._conn.executescript(_SCHEMA)
             meta = self._meta()
             if meta and meta.get("format") != FORMAT:
@@ -146,20 +185,44 @@ class Workspace:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Cursor]:
-        """One atomic, immediately committed transaction (rolled back if the body raises)."""
+        """One atomic, immediately committed transaction, rolled back if the body or the commit fails.
+
+        A database error (locked by another program, disk full, ...) becomes the
+        :class:`WorkspaceSaveError` of :func:`storage_error`: nothing was saved.
+        """
         with self._lock:
             cur = self._conn.cursor()
-            cur.execute("BEGIN IMMEDIATE")
+            try:
+                cur.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise storage_error(self.path, exc) from exc
             try:
                 yield cur
+                cur.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise storage_error(self.path, exc) from exc
             except BaseException:
-                cur.execute("ROLLBACK")
+                self._rollback()
                 raise
-            cur.execute("COMMIT")
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a read; a database error becomes the words of :func:`storage_error`."""
+        with self._lock:
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.ProgrammingError:
+                raise                     # a closed workspace: a bug of the caller, not of the file
+            except sqlite3.Error as exc:
+                raise storage_error(self.path, exc) from exc
+
+    def _rollback(self) -> None:
+        if self._conn.in_transaction:
+            with suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
 
     def _meta(self) -> dict[str, str]:
-        with self._lock:
-            return dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
+        return dict(self._query("SELECT key, value FROM meta"))
 
     @property
     def source(self) -> str:
@@ -237,21 +300,18 @@ class Workspace:
         return self._exists("SELECT 1 FROM edits WHERE state = 'undone' LIMIT 1")
 
     def _exists(self, sql: str) -> bool:
-        with self._lock:
-            return self._conn.execute(sql).fetchone() is not None
+        return bool(self._query(sql))
 
     # --- reading -------------------------------------------------------------------------------
 
     def edited_labels(self) -> dict[str, str]:
         """Current edited label of every edited id (cleared edits are absent)."""
-        with self._lock:
-            return dict(self._conn.execute("SELECT id, label FROM labels").fetchall())
+        return dict(self._query("SELECT id, label FROM labels"))
 
     def label_of(self, sound_id: str) -> str:
         """The edited label of one id, "" when it has none."""
-        with self._lock:
-            row = self._conn.execute("SELECT label FROM labels WHERE id = ?", (str(sound_id),)).fetchone()
-        return row[0] if row else ""
+        rows = self._query("SELECT label FROM labels WHERE id = ?", (str(sound_id),))
+        return rows[0][0] if rows else ""
 
     def __bool__(self) -> bool:
         """An open workspace is truthy even without edits (``if workspace:`` means "is open")."""
@@ -259,14 +319,12 @@ class Workspace:
 
     def __len__(self) -> int:
         """Number of ids with an edited label."""
-        with self._lock:
-            return int(self._conn.execute("SELECT COUNT(*) FROM labels").fetchone()[0])
+        return int(self._query("SELECT COUNT(*) FROM labels")[0][0])
 
     def edit_log(self) -> pd.DataFrame:
         """The whole edit log (seq, id, old_label, new_label, timestamp, batch_id, state), oldest first."""
-        with self._lock:
-            rows = self._conn.execute("SELECT seq, id, old_label, new_label, timestamp, batch_id, state "
-                                      "FROM edits ORDER BY seq").fetchall()
+        rows = self._query("SELECT seq, id, old_label, new_label, timestamp, batch_id, state "
+                           "FROM edits ORDER BY seq")
         return pd.DataFrame(rows, columns=["seq", "id", "old_label", "new_label", "timestamp",
                                            "batch_id", "state"])
 
@@ -283,12 +341,14 @@ class Workspace:
 
     def export_labels_csv(self, path: str | os.PathLike[str], table: pd.DataFrame,
                           predictions: PredictionsLike | pd.DataFrame | None = None) -> Path:
-        """Write ``id,truth,prediction,confidence,edited_label`` for every sound, atomically.
+        """Write ``id,truth,prediction,confidence,audio_status,edited_label`` for every sound, atomically.
 
         Rows follow ``table`` (needs ``id``; its ``label`` column is the truth). ``predictions`` is
-        a ``Predictions`` (ids, labels, scores) or a frame with ``id``, ``prediction`` and ``score``
-        or ``confidence`` (an out-of-fold table fits); without it both columns stay empty. Edited
-        ids that are not in ``table`` are appended so no edit is lost. Returns the path.
+        a ``Predictions`` (ids, labels, scores, audio_status) or a frame with ``id``, ``prediction``
+        and ``score`` or ``confidence`` (an out-of-fold table fits); without it both columns stay
+        empty. ``audio_status`` comes from the predictions, else from the table's ``audio_status``
+        column (a corpus with embeddings has one), else stays empty. Edited ids that are not in
+        ``table`` are appended so no edit is lost. Returns the path.
         """
         frame = labels_frame(table, predictions, self.edited_labels())
         target = Path(path)
@@ -304,37 +364,47 @@ def labels_frame(table: pd.DataFrame, predictions: PredictionsLike | pd.DataFram
         raise BadInputError("The sound table has no 'id' column: export needs one id per sound.")
     ids = [str(i) for i in table["id"]]
     truth = ([_text(x) for x in table["label"]] if "label" in table.columns else [""] * len(ids))
+    status = (dict(zip(ids, (_text(x) for x in table["audio_status"]), strict=True))
+              if "audio_status" in table.columns else {})
     known = set(ids)
     extra = [i for i in edited if i not in known]
     ids += extra
     truth += [""] * len(extra)
-    predicted, confidence = _prediction_columns(predictions)
+    predicted, confidence, predicted_status = _prediction_columns(predictions)
+    status.update(predicted_status)
     return pd.DataFrame({
         "id": pd.Series(ids, dtype=object),
         "truth": pd.Series(truth, dtype=object),
         "prediction": pd.Series([predicted.get(i, "") for i in ids], dtype=object),
         "confidence": pd.Series([confidence.get(i, np.nan) for i in ids], dtype=float),
+        "audio_status": pd.Series([status.get(i, "") for i in ids], dtype=object),
         "edited_label": pd.Series([edited.get(i, "") for i in ids], dtype=object),
     })
 
 
 def read_labels_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read an exported labels CSV back (ids and labels as str, confidence as float)."""
+    """Read an exported labels CSV back (ids, labels and statuses as str, confidence as float).
+
+    A file written before the ``audio_status`` column existed reads with that column empty.
+    """
     try:
         frame = pd.read_csv(path, dtype={c: object for c in EXPORT_COLUMNS if c != "confidence"},
                             keep_default_na=False, na_values={"confidence": [""]})
     except (OSError, ValueError) as exc:
         raise BadInputError(f"{path} cannot be read as a labels CSV ({exc}).") from exc
-    missing = [c for c in EXPORT_COLUMNS if c not in frame.columns]
+    missing = [c for c in _REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise BadInputError(f"{path} lacks the columns {', '.join(missing)}; export the labels again.")
-    return frame
+    if "audio_status" not in frame.columns:
+        frame.insert(list(EXPORT_COLUMNS).index("audio_status"), "audio_status", "")
+    return frame[list(EXPORT_COLUMNS)]
 
 
 def _prediction_columns(predictions: PredictionsLike | pd.DataFrame | None
-                        ) -> tuple[dict[str, str], dict[str, float]]:
+                        ) -> tuple[dict[str, str], dict[str, float], dict[str, str]]:
+    """(id → label, id → score, id → audio status where the predictions say it)."""
     if predictions is None:
-        return {}, {}
+        return {}, {}, {}
     if isinstance(predictions, pd.DataFrame):
         score_column = next((c for c in ("score", "confidence") if c in predictions.columns), None)
         if "id" not in predictions.columns or "prediction" not in predictions.columns or score_column is None:
@@ -343,14 +413,19 @@ def _prediction_columns(predictions: PredictionsLike | pd.DataFrame | None
         ids = [str(i) for i in predictions["id"]]
         labels = [_text(x) for x in predictions["prediction"]]
         scores = pd.to_numeric(predictions[score_column], errors="coerce").to_numpy(dtype=float)
+        status = ([_text(x) for x in predictions["audio_status"]] if "audio_status" in predictions.columns
+                  else None)
     else:
         ids = [str(i) for i in predictions.ids]
         labels = [_text(x) for x in predictions.labels]
         scores = np.asarray(predictions.scores, dtype=float).reshape(-1)
-    if not (len(ids) == len(labels) == len(scores)):
+        given = getattr(predictions, "audio_status", None)
+        status = [_text(x) for x in given] if given is not None and len(given) else None
+    if not (len(ids) == len(labels) == len(scores)) or (status is not None and len(status) != len(ids)):
         raise BadInputError(f"The predictions are inconsistent: {len(ids)} ids, {len(labels)} labels, "
                             f"{len(scores)} scores. Predict again.")
-    return dict(zip(ids, labels, strict=True)), dict(zip(ids, scores.tolist(), strict=True))
+    return (dict(zip(ids, labels, strict=True)), dict(zip(ids, scores.tolist(), strict=True)),
+            {} if status is None else dict(zip(ids, status, strict=True)))
 
 
 def _write_labels(cur: sqlite3.Cursor, pairs: Sequence[tuple[str, str]]) -> None:

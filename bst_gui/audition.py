@@ -24,13 +24,16 @@ NO_AUDIO_NOTE = "No audio file for this sound: it can be classified but not play
 
 
 class AuditionController(QObject):
-    """Current row → clip panel + loader + player. ``autoplay`` is asked each time (a callable)."""
+    """Current row → clip panel + loader + player. ``autoplay`` is asked each time (a callable);
+    ``caption`` says which predictions the table shows (``Session.prediction_caption``)."""
 
     def __init__(self, library: LibraryModel, view: LibraryView, panel: ClipPanel, player: Audition,
-                 autoplay: Callable[[], bool], parent: QObject | None = None) -> None:
+                 autoplay: Callable[[], bool], parent: QObject | None = None, *,
+                 caption: Callable[[], str] = lambda: "") -> None:
         super().__init__(parent)
         self.library, self.view, self.panel, self.player = library, view, panel, player
         self.autoplay = autoplay
+        self.caption = caption
         self.loader = ClipLoader(player.samplerate, self)
         self._armed = False          # the next move comes from the person: it may auto-play
         self._play_when_settled = False
@@ -57,7 +60,7 @@ class AuditionController(QObject):
         """Text, labels, probabilities and attention of ``sound_id`` in the clip panel."""
         record = self.library.record(sound_id) if sound_id else None
         self.panel.show_record(record, self.library.probabilities(sound_id) if sound_id else None,
-                               self.library.attention_of(sound_id) if sound_id else None)
+                               self.library.attention_of(sound_id) if sound_id else None, self.caption())
 
     def current_changed(self, sound_id: str) -> None:
         armed, self._armed = self._armed, False

@@ -17,7 +17,8 @@ from PySide6.QtWidgets import QToolTip, QWidget
 
 from bst_core.metrics import MetricReport
 from bst_core.taxonomy import BY_KEY, CLASS_KEYS, TOP_LEVEL_NAMES, top_of
-from bst_gui.confusion_view import is_dark, paint_chip, text_colour_on, top_colour
+from bst_gui import style
+from bst_gui.confusion_view import is_dark, paint_chip, top_colour
 
 _ROW_HEIGHT = 26
 _GROUP_HEIGHT = 20
@@ -238,7 +239,7 @@ class ClassBars(QWidget):
             band = QRect(rect.left(), rect.top(), QFontMetrics(bold).horizontalAdvance(
                 TOP_LEVEL_NAMES.get(top, top)) + 16, rect.height())
             painter.fillRect(band, fill)
-            painter.setPen(text_colour_on(fill))
+            painter.setPen(style.readable_on(fill))
             painter.drawText(band, Qt.AlignmentFlag.AlignCenter, TOP_LEVEL_NAMES.get(top, top))
             line = QColor(fill)
             line.setAlpha(140)
@@ -303,7 +304,7 @@ class ClassBars(QWidget):
         label = f"{100 * hf:.1f}"
         label_w = QFontMetrics(small).horizontalAdvance(label) + 8
         if width > label_w + 4:
-            painter.setPen(text_colour_on(fill))
+            painter.setPen(style.readable_on(fill))
             painter.drawText(QRect(bar_x + width - label_w, top, label_w, thick), Qt.AlignmentFlag.AlignCenter, label)
         else:
             painter.setPen(self.palette().text().color())

@@ -7,7 +7,6 @@ an LRU cache by path, so moving back to a clip is instant.
 from __future__ import annotations
 
 import html
-import math
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -19,6 +18,7 @@ from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent, QTextDocumentFra
 from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
 from bst_core import audio, taxonomy
+from bst_core.predictions import TEXT_ONLY
 from bst_gui import style
 
 PLAY_MAX_S = 600.0
@@ -61,20 +61,6 @@ class ClipData:
         return len(self.samples) / self.sr if self.sr else 0.0
 
 
-def envelope(samples: np.ndarray, sr: int, points: int = ENVELOPE_POINTS
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(times, mins, maxs) of ``samples`` in at most ``points`` min/max pairs."""
-    if not len(samples):
-        empty = np.zeros(0, np.float32)
-        return empty, empty, empty
-    step = max(1, math.ceil(len(samples) / points))
-    pad = (-len(samples)) % step
-    padded = np.concatenate([samples, np.full(pad, samples[-1], np.float32)]) if pad else samples
-    grid = padded.reshape(-1, step)
-    times = np.arange(len(grid), dtype=np.float64) * step / sr
-    return times, grid.min(axis=1), grid.max(axis=1)
-
-
 def log_frequency(db: np.ndarray, sr: int, rows: int = SPECTROGRAM_ROWS, fmin: float = 40.0) -> np.ndarray:
     """Resample a linear-frequency spectrogram ``(bins, frames)`` onto ``rows`` log-spaced
     frequencies from ``fmin`` to Nyquist (linear interpolation between bins), for display."""
@@ -96,7 +82,7 @@ def load_clip(path: str, samplerate: int) -> ClipData:
         empty = np.zeros(0, np.float32)
         return ClipData(path, empty, samplerate, 0.0, empty, empty, empty, None, 0.0, "failed", decoded.reason)
     samples = decoded.samples
-    times, mins, maxs = envelope(samples, decoded.sr)
+    times, mins, maxs = audio.envelope(samples, decoded.sr, ENVELOPE_POINTS)
     _freqs, _frames, db = audio.spectrogram(samples, decoded.sr)
     return ClipData(path, samples, decoded.sr, decoded.duration_s, times, mins, maxs,
                     log_frequency(db, decoded.sr), decoded.sr / 2, "ok", "", decoded.warning)
@@ -168,14 +154,20 @@ class AttentionBar(QWidget):
     AUDIO = "#5aa9e6"
     TEXT = "#e6a15a"
 
+    NO_WEIGHTS = "—  (only the ensemble predictions of an audio + text run have attention weights)"
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.weights: tuple[float, float] | None = None
+        self.note = self.NO_WEIGHTS
         self.setMinimumHeight(22)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
 
-    def set_weights(self, weights: np.ndarray | None) -> None:
-        self.weights = None if weights is None else (float(weights[0]), float(weights[1]))
+    def set_weights(self, weights: np.ndarray | None, note: str = "") -> None:
+        """Show ``weights`` [audio, text]; with None, ``note`` (or the default) says why there are none."""
+        self.weights = None if weights is None or np.isnan(weights).any() else (float(weights[0]),
+                                                                                 float(weights[1]))
+        self.note = note or self.NO_WEIGHTS
         self.update()
 
     def paintEvent(self, _event: QPaintEvent) -> None:
@@ -184,7 +176,7 @@ class AttentionBar(QWidget):
         rect = self.rect().adjusted(0, 2, -1, -2)
         if self.weights is None:
             painter.setPen(QColor(style.MUTED))
-            painter.drawText(rect, Qt.AlignmentFlag.AlignVCenter, "—  (only for both-mode predictions)")
+            painter.drawText(rect, Qt.AlignmentFlag.AlignVCenter, self.note)
             return
         audio_w, text_w = self.weights
         total = audio_w + text_w or 1.0
@@ -200,6 +192,13 @@ class AttentionBar(QWidget):
                          f"audio {audio_w / total:.0%}")
         painter.drawText(pad, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight,
                          f"text {text_w / total:.0%}")
+
+
+def text_only_reason(status: str) -> str:
+    """Why an item's audio was not used ("empty file" of "text only: empty file"); "" when it was."""
+    if not status.startswith(TEXT_ONLY):
+        return ""
+    return status[len(TEXT_ONLY):].lstrip(": ").strip() or "not decoded"
 
 
 def plain_text(text: str) -> str:
@@ -283,6 +282,12 @@ class ClipPanel(QWidget):
             self._playheads.append(line)
             plot.scene().sigMouseClicked.connect(lambda event, p=plot: self._clicked(p, event))
 
+        self.caption = QLabel()
+        self.caption.setObjectName("muted")
+        self.caption.setWordWrap(True)
+        self.text_only = QLabel()
+        self.text_only.setObjectName("notice")
+        self.text_only.setWordWrap(True)
         self.guesses = QLabel()
         self.guesses.setTextFormat(Qt.TextFormat.RichText)
         self.guesses.setWordWrap(True)
@@ -308,6 +313,8 @@ class ClipPanel(QWidget):
         layout.addWidget(self.spectrogram)
         layout.addWidget(self.audio_state)
         layout.addWidget(self._section("Top guesses"))
+        layout.addWidget(self.caption)
+        layout.addWidget(self.text_only)
         layout.addWidget(self.guesses)
         layout.addWidget(self._section("Attention: audio vs text"))
         layout.addWidget(self.attention)
@@ -367,8 +374,13 @@ class ClipPanel(QWidget):
     # --- content ---------------------------------------------------------------------------------
 
     def show_record(self, record: pd.Series | None, probs: np.ndarray | None = None,
-                    attention: np.ndarray | None = None) -> None:
-        """Text, labels, probabilities and attention of a library row (None: nothing selected)."""
+                    attention: np.ndarray | None = None, caption: str = "") -> None:
+        """Text, labels, probabilities and attention of a library row (None: nothing selected).
+
+        ``caption`` says which predictions these are (``Session.prediction_caption()``). A row whose
+        ``audio`` status is "text only: <reason>" was predicted from its text alone: the panel says
+        so and makes no claim about audio attention (the core gives such items no audio weight).
+        """
         if record is None:
             self.clip_id = ""
             self.title.setText("No clip selected")
@@ -376,6 +388,7 @@ class ClipPanel(QWidget):
             self.labels.setText("")
             self.tags.setText("")
             self.description.setText("")
+            self._set_caption("", "")
             self.set_probabilities(None, "")
             self.attention.set_weights(None)
             self.show_audio(None)
@@ -398,8 +411,21 @@ class ClipPanel(QWidget):
         self.tags.setText(str(record.get("tags", "")) or "—")
         description = plain_text(str(record.get("description", "")))
         self.description.setText(description[:800] + ("…" if len(description) > 800 else "") or "—")
+        reason = text_only_reason(str(record.get("audio", "")))
+        self._set_caption(caption if probs is not None else "", reason, predicted=probs is not None)
         self.set_probabilities(probs, str(record["truth"]))
-        self.attention.set_weights(attention)
+        if reason:
+            self.attention.set_weights(None, "—  no audio attention: predicted from the text only")
+        else:
+            self.attention.set_weights(attention)
+
+    def _set_caption(self, caption: str, reason: str, *, predicted: bool = False) -> None:
+        self.caption.setText(caption[:1].upper() + caption[1:] if caption else "")
+        self.caption.setVisible(bool(caption))
+        if reason:
+            self.text_only.setText(f"Predicted from text only (audio: {reason})." if predicted else
+                                   f"No audio embedding (audio: {reason}): the model predicts it from the text only.")
+        self.text_only.setVisible(bool(reason))
 
     def set_probabilities(self, probs: np.ndarray | None, truth: str = "") -> None:
         n = taxonomy.NUM_CLASSES

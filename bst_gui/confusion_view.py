@@ -17,6 +17,7 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics, QMouseEvent, QPainter, QP
 from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QLabel, QToolButton, QToolTip, QVBoxLayout, QWidget
 
 from bst_core.taxonomy import BY_KEY, CLASS_KEYS, TOP_LEVEL_NAMES, classes_of_top, top_of
+from bst_gui import style
 
 MODES: tuple[str, ...] = ("counts", "row")
 """``counts``: raw numbers of clips; ``row``: percent of the true class (each row sums to 100)."""
@@ -33,13 +34,6 @@ def top_colour(top: str) -> QColor:
     """A representative BST colour of a top level (its middle class's colour)."""
     keys = classes_of_top(top)
     return QColor(BY_KEY[keys[len(keys) // 2]].colour) if keys else QColor("#888888")
-
-
-def text_colour_on(background: QColor) -> QColor:
-    """Black or white, whichever reads better on ``background`` (relative luminance)."""
-    r, g, b = background.redF(), background.greenF(), background.blueF()
-    luminance = 0.2126 * r + 0.7152 * g + 0.0722 * b
-    return QColor("#111111") if luminance > 0.55 else QColor("#ffffff")
 
 
 def paint_chip(painter: QPainter, rect: QRectF | QRect, colour: str | QColor) -> None:
@@ -280,7 +274,7 @@ class ConfusionCanvas(QWidget):
                 painter.drawRect(rect.adjusted(0, 0, -1, -1))
                 text = self._cell_text(r, c, values[r, c])
                 if text:
-                    painter.setPen(text_colour_on(fill))
+                    painter.setPen(style.readable_on(fill))
                     if metrics.horizontalAdvance(text) > rect.width() - 2:  # e.g. 4 digits: smaller type
                         painter.setFont(narrow)
                         if narrow_metrics.horizontalAdvance(text) > rect.width() - 1:
@@ -355,7 +349,7 @@ class ConfusionCanvas(QWidget):
             # left band (vertical text)
             rect = QRectF(2, oy + first * cell + 1, band - 2, span)
             painter.fillRect(rect, fill)
-            painter.setPen(text_colour_on(fill))
+            painter.setPen(style.readable_on(fill))
             painter.save()
             painter.translate(rect.center())
             painter.rotate(-90)
@@ -510,4 +504,4 @@ class ConfusionView(QWidget):
 
 
 __all__ = ["DARK_RAMP", "LIGHT_RAMP", "MODES", "ConfusionCanvas", "ConfusionView", "class_title", "is_dark",
-           "paint_chip", "ramp_colour", "text_colour_on", "top_colour"]
+           "paint_chip", "ramp_colour", "top_colour"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import re
 import sys
 import threading
 import time
@@ -26,7 +25,6 @@ from bst_core.errors import BstError
 from bst_core.jobs import Cancelled, Job, Progress
 
 PROGRESS_INTERVAL_S = 0.05
-_STEP_RE = re.compile(r"(\d+)\s*/\s*(\d+)")
 
 WARM_UP_MODULES: tuple[str, ...] = (
     "torch._dynamo",              # imported by torch on the first optimizer: seconds, long GIL holds
@@ -89,7 +87,7 @@ def describe_error(exc: BaseException, details: str = "") -> tuple[str, str]:
 
 
 def format_eta(seconds: float | None) -> str:
-    """"about 40 s left", "3 min left", "" when unknown."""
+    """``Progress.eta_s`` in words: "about 40 s left", "about 3 min left", "" when unknown."""
     if seconds is None or seconds != seconds or seconds < 0:
         return ""
     if seconds < 60:
@@ -97,16 +95,6 @@ def format_eta(seconds: float | None) -> str:
     if seconds < 3600:
         return f"about {round(seconds / 60)} min left"
     return f"about {seconds / 3600:.1f} h left"
-
-
-def overall_fraction(progress: Progress) -> float | None:
-    """Fraction of the whole job: a stage named "fold 2/5" at epoch 3/10 is 1.3/5 done."""
-    fraction = progress.fraction
-    step = _STEP_RE.search(progress.stage)
-    if step and int(step.group(2)) > 0:
-        k, total = int(step.group(1)), int(step.group(2))
-        return min(1.0, (k - 1 + (fraction or 0.0)) / total)
-    return fraction
 
 
 class _Worker(QObject):
@@ -161,7 +149,6 @@ class JobRunner(QObject):
         super().__init__(parent)
         self.title = ""
         self.kind = ""
-        self.started_at = 0.0
         self._thread: QThread | None = None
         self._worker: _Worker | None = None
         self._on_success: Callable[[Any], None] | None = None
@@ -181,7 +168,6 @@ class JobRunner(QObject):
         if self.busy:
             return False
         self.title, self.kind, self._on_success = title, kind, on_success
-        self.started_at = time.monotonic()
         thread = QThread()
         worker = _Worker(work)
         worker.moveToThread(thread)
@@ -321,12 +307,11 @@ class JobStatusWidget(QWidget):
     def show_progress(self, progress: Progress) -> None:
         stage = progress.stage + (f" · {progress.message}" if progress.message else "")
         self._set_label(f"{self.runner.title}: {stage}")
-        fraction = overall_fraction(progress)
+        fraction = progress.overall_fraction
         if fraction is None:
             self.bar.setRange(0, 0)
             self.eta.setText("")
             return
         self.bar.setRange(0, 1000)
         self.bar.setValue(round(fraction * 1000))
-        elapsed = time.monotonic() - self.runner.started_at
-        self.eta.setText(format_eta(elapsed * (1 - fraction) / fraction if fraction > 0.01 else None))
+        self.eta.setText(format_eta(progress.eta_s))

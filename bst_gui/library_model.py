@@ -13,10 +13,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtGui import QColor
 
 from bst_core import taxonomy
 from bst_core.audio import format_duration
 from bst_core.library_query import (
+    LIBRARY_COLUMNS,
     Filters,
     Query,
     TextIndex,
@@ -29,15 +31,19 @@ from bst_core.library_query import (
 )
 from bst_gui import style
 
-COLUMNS: tuple[str, ...] = (
-    "id", "title", "duration_s", "truth", "prediction", "confidence", "top", "edited", "status",
-)
-"""Frame column of each table column, in display order."""
-
 HEADERS: dict[str, str] = {
     "id": "ID", "title": "Title", "duration_s": "Duration", "truth": "Truth",
     "prediction": "Prediction", "confidence": "Conf.", "top": "Top", "edited": "Edited",
-    "status": "Status",
+    "status": "Status", "audio": "Audio",
+}
+HEADER_TIPS: dict[str, str] = {
+    "truth": "The source's own label",
+    "prediction": "The model's class (see the caption above the table for which predictions these are)",
+    "confidence": "The prediction's score: the model's top probability (0-1)",
+    "top": "Top level of the prediction (of the truth where there is none)",
+    "edited": "Your label, saved in the workspace",
+    "status": "ok, no audio (no file), or edited",
+    "audio": "What the embeddings were made from: ok, or text only (the audio could not be decoded: why)",
 }
 CLASS_COLUMNS = frozenset({"truth", "prediction", "edited", "top"})
 NUMBER_COLUMNS = frozenset({"duration_s", "confidence"})
@@ -54,7 +60,7 @@ class LibraryModel(QAbstractTableModel):
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
-        self.frame = pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
+        self.frame = pd.DataFrame({c: pd.Series(dtype=object) for c in LIBRARY_COLUMNS})
         self.probs: np.ndarray | None = None          # (n, 23) aligned with frame rows, NaN rows unknown
         self.attention: np.ndarray | None = None      # (n, 2) [audio, text]
         self.visible_rows = np.zeros(0, dtype=np.int64)
@@ -69,6 +75,7 @@ class LibraryModel(QAbstractTableModel):
         self._sort_cache: dict[tuple[str, bool], np.ndarray] = {}
         self._tooltips: dict[str, str] = {c.key: c.description for c in taxonomy.classes()}
         self._tooltips.update({c.top: c.top_name for c in taxonomy.classes()})
+        self._notice = QColor(style.WARNING)
 
     # --- content ----------------------------------------------------------------------------------
 
@@ -88,9 +95,11 @@ class LibraryModel(QAbstractTableModel):
         self.visible_changed.emit(len(self.visible_rows), len(self.frame))
 
     def set_predictions(self, ids: Sequence[str], labels: Sequence[str], scores: Sequence[float] | np.ndarray,
-                        probs: np.ndarray | None = None, attention: np.ndarray | None = None) -> None:
-        """Replace the prediction columns (by id); ``probs``/``attention`` are row-aligned to ``ids``."""
-        where = set_predictions(self.frame, ids, labels, scores)
+                        probs: np.ndarray | None = None, attention: np.ndarray | None = None,
+                        audio_status: Sequence[str] | None = None) -> None:
+        """Replace the prediction columns (by id); ``probs``/``attention``/``audio_status`` are
+        row-aligned to ``ids``."""
+        where = set_predictions(self.frame, ids, labels, scores, audio_status)
         has = where >= 0
         self.probs = self._gather(probs, where, has)
         self.attention = self._gather(attention, where, has)
@@ -121,7 +130,7 @@ class LibraryModel(QAbstractTableModel):
         self._values["duration_s"] = values
         if self._sort is not None and self._sort[0] == "duration_s":
             self._sort_cache.clear()
-        column = COLUMNS.index("duration_s")
+        column = LIBRARY_COLUMNS.index("duration_s")
         if len(self.visible_rows):
             self.dataChanged.emit(self.index(0, column), self.index(len(self.visible_rows) - 1, column))
 
@@ -132,7 +141,7 @@ class LibraryModel(QAbstractTableModel):
         self._apply_visibility()
 
     def _refresh_values(self) -> None:
-        self._values = {c: self.frame[c].to_numpy() for c in COLUMNS}
+        self._values = {c: self.frame[c].to_numpy() for c in LIBRARY_COLUMNS}
         self._sort_cache.clear()
 
     # --- visibility ---------------------------------------------------------------------------------
@@ -178,7 +187,7 @@ class LibraryModel(QAbstractTableModel):
         rows = self._order[self._mask[self._order]]
         if np.array_equal(rows, self.visible_rows):
             if len(rows):
-                self.dataChanged.emit(self.index(0, 0), self.index(len(rows) - 1, len(COLUMNS) - 1))
+                self.dataChanged.emit(self.index(0, 0), self.index(len(rows) - 1, len(LIBRARY_COLUMNS) - 1))
         else:
             self.beginResetModel()
             self.visible_rows = rows
@@ -195,9 +204,9 @@ class LibraryModel(QAbstractTableModel):
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         """Sort by a table column (numpy argsort over all rows; keeps the selection)."""
-        if not 0 <= column < len(COLUMNS):
+        if not 0 <= column < len(LIBRARY_COLUMNS):
             return
-        self._sort = (COLUMNS[column], order == Qt.SortOrder.DescendingOrder)
+        self._sort = (LIBRARY_COLUMNS[column], order == Qt.SortOrder.DescendingOrder)
         self._order = self._sorted_positions()
         self._relayout(self._order[self._mask[self._order]])
 
@@ -265,22 +274,24 @@ class LibraryModel(QAbstractTableModel):
         return 0 if parent.isValid() else len(self.visible_rows)
 
     def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(COLUMNS)
+        return 0 if parent.isValid() else len(LIBRARY_COLUMNS)
 
     def headerData(self, section: int, orientation: Qt.Orientation,
                    role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and 0 <= section < len(COLUMNS):
+        if orientation == Qt.Orientation.Horizontal and 0 <= section < len(LIBRARY_COLUMNS):
             if role == Qt.ItemDataRole.DisplayRole:
-                return HEADERS[COLUMNS[section]]
-            if role == Qt.ItemDataRole.TextAlignmentRole and COLUMNS[section] in NUMBER_COLUMNS:
+                return HEADERS[LIBRARY_COLUMNS[section]]
+            if role == Qt.ItemDataRole.TextAlignmentRole and LIBRARY_COLUMNS[section] in NUMBER_COLUMNS:
                 return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            if role == Qt.ItemDataRole.ToolTipRole:
+                return HEADER_TIPS.get(LIBRARY_COLUMNS[section])
         return None
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         row, column = index.row(), index.column()
         if not index.isValid() or row >= len(self.visible_rows):
             return None
-        name = COLUMNS[column]
+        name = LIBRARY_COLUMNS[column]
         value = self._values[name][self.visible_rows[row]]
         if role == Qt.ItemDataRole.DisplayRole:
             if name == "duration_s":
@@ -297,8 +308,10 @@ class LibraryModel(QAbstractTableModel):
                 return self._tooltips.get(value, value)
         if role == Qt.ItemDataRole.TextAlignmentRole and name in NUMBER_COLUMNS:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role == Qt.ItemDataRole.ToolTipRole and name == "title":
+        if role == Qt.ItemDataRole.ToolTipRole and name in ("title", "audio"):
             return value
+        if role == Qt.ItemDataRole.ForegroundRole and name == "audio" and value and value != "ok":
+            return self._notice
         if role == Qt.ItemDataRole.UserRole:
             return str(self._values["id"][self.visible_rows[row]])
         return None

@@ -24,12 +24,12 @@ from PySide6.QtWidgets import (
 )
 
 from bst_core import taxonomy
-from bst_core.library_query import Filters
-from bst_gui.library_model import COLUMNS, LibraryModel
+from bst_core.library_query import LIBRARY_COLUMNS, Filters
+from bst_gui.library_model import LibraryModel
 
 SEARCH_HINT = "Search  ·  words  -exclude  class:fx-o  top:ss  pred:ss-u  conf>0.5"
 COLUMN_WIDTHS = {"id": 90, "title": 260, "duration_s": 64, "truth": 62, "prediction": 74,
-                 "confidence": 66, "top": 42, "edited": 60, "status": 70}
+                 "confidence": 66, "top": 42, "edited": 60, "status": 70, "audio": 150}
 
 
 def colour_icon(hex_colour: str, size: int = 12) -> QIcon:
@@ -108,9 +108,9 @@ class LibraryTable(QTableView):
         header.setHighlightSections(False)
         header.setSortIndicatorShown(True)
         header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
-        for column, name in enumerate(COLUMNS):
+        for column, name in enumerate(LIBRARY_COLUMNS):
             self.setColumnWidth(column, COLUMN_WIDTHS[name])
-        header.setSectionResizeMode(COLUMNS.index("title"), QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(LIBRARY_COLUMNS.index("title"), QHeaderView.ResizeMode.Stretch)
 
 
 class LibraryView(QWidget):
@@ -135,6 +135,9 @@ class LibraryView(QWidget):
         self.problem_label.setObjectName("error")
         self.problem_label.hide()
         model.query_problems.connect(self._show_problems)
+        self.caption_label = QLabel()          # which predictions the table shows
+        self.caption_label.setObjectName("muted")
+        self.caption_label.hide()
 
         self.predicted = _ChoiceButton("Predicted", [
             (c.key, f"{c.key}  {c.name}", c.colour) for c in taxonomy.classes()])
@@ -183,6 +186,7 @@ class LibraryView(QWidget):
         layout.addLayout(search_row)
         layout.addWidget(self.problem_label)
         layout.addLayout(filter_row)
+        layout.addWidget(self.caption_label)
         layout.addWidget(self.table, 1)
         self._show_count(len(model.visible_rows), model.total)
 
@@ -237,6 +241,12 @@ class LibraryView(QWidget):
         """No search text, no filters: every row visible."""
         self.search.clear()
         self.set_filters(Filters())
+
+    def set_caption(self, text: str) -> None:
+        """Say above the table which predictions it shows ("" hides the line)."""
+        self.caption_label.setText(text)
+        self.caption_label.setToolTip(text)
+        self.caption_label.setVisible(bool(text))
 
     def _show_problems(self, problems: list[str]) -> None:
         self.problem_label.setText("Not understood: " + "; ".join(problems) if problems else "")

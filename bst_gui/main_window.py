@@ -2,15 +2,15 @@
 
 It offers the three users' loops: open a source → extract embeddings if missing → cross-validate
 or load a run → predict with the run's ensemble → inspect and audition → relabel → export. Every
-long step is a job (:mod:`bst_gui.jobs`); the window's state changes only when a job succeeds, so
-a cancelled or failed job leaves earlier results as they were. Integration points for the other
-GUI widgets are documented in ``docs/GUI.md``.
+long step is a job (:mod:`bst_gui.jobs`) whose body is one call of :mod:`bst_core.pipeline` (or
+``demo.prepare_demo``). What is open lives in a Qt-free :class:`bst_core.session.Session`; the
+window changes it only when a job succeeds (so a cancelled or failed job leaves earlier results as
+they were) and observes it: every view refreshes on the session's events. The window keeps no
+state of its own beyond layout. Integration points for the other GUI widgets: ``docs/GUI.md``.
 """
 
 from __future__ import annotations
 
-import importlib
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,51 +32,65 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from bst_core import taxonomy
+from bst_core import paths, pipeline, taxonomy
+from bst_core.audio import probe_durations
+from bst_core.config import TrainConfig
 from bst_core.corpus import Corpus, empty_table
+from bst_core.demo import prepare_demo
 from bst_core.errors import BadInputError
-from bst_core.jobs import Progress
+from bst_core.jobs import Job, Progress
 from bst_core.library_query import Filters, library_frame
-from bst_core.pipeline import Prediction
-from bst_core.training import CrossValResult, TrainConfig
-from bst_gui import workflows
+from bst_core.predictions import Predictions
+from bst_core.runs import CrossValResult, RunFolder
+from bst_core.session import Session
+from bst_core.workspace import Workspace
 from bst_gui.audition import AuditionController
 from bst_gui.clip_panel import ClipPanel
+from bst_gui.export_dialog import ExportDialog
 from bst_gui.jobs import JobRunner, JobStatusWidget, warm_up_imports
 from bst_gui.library_model import LibraryModel
 from bst_gui.library_view import LibraryView
 from bst_gui.playback import AudioOutput, Audition
+from bst_gui.relabel import KeyLegend, RelabelController
+from bst_gui.results_view import ResultsView
 from bst_gui.run_dialogs import ExtractDialog, ExtractOptions, TrainDialog
 from bst_gui.settings import Settings
+from bst_gui.training_curves import TrainingCurves
 from bst_gui.welcome import OPEN_ACTIONS, WelcomePage
 
 WARM_UP_DELAY_MS = 300
 APP_TITLE = "BST Studio"
 
+Opened = tuple[Corpus, Workspace | None, list[str]]
+"""What an "open" job hands to the session: the corpus, its workspace (None if it cannot be
+opened) and notes for the source report."""
 
-def _optional_widget(module: str, name: str) -> Any:
-    """A class from a sibling GUI module, or None when that module is not there (yet)."""
+
+def open_workspace(source: Path | None) -> tuple[Workspace | None, list[str]]:
+    """The label-edit workspace of ``source`` (off the UI thread: creating it syncs to disk); when
+    it cannot be opened, None and a note saying why (the source still opens, read-only)."""
+    if source is None:
+        return None, ["This corpus has no source folder: label edits cannot be saved."]
     try:
-        return getattr(importlib.import_module(f"bst_gui.{module}"), name)
-    except ModuleNotFoundError as exc:
-        if exc.name != f"bst_gui.{module}":
-            warnings.warn(f"bst_gui.{module} cannot be imported: {exc}", stacklevel=2)
-        return None
-    except (ImportError, AttributeError) as exc:
-        warnings.warn(f"bst_gui.{module}.{name} is not available: {exc}", stacklevel=2)
-        return None
+        return Workspace.for_source(source), []
+    except BadInputError as exc:
+        return None, [f"Label edits cannot be saved: {exc}"]
 
 
-def _placeholder(text: str) -> QLabel:
-    label = QLabel(text)
-    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-    label.setObjectName("muted")
-    label.setWordWrap(True)
-    return label
+def open_job(path: Path, job: Job) -> Opened:
+    """Job body: the source with its embeddings (``pipeline.open_source``) and its workspace."""
+    corpus = pipeline.open_source(path, job=job)
+    return (corpus, *open_workspace(corpus.root or path))
+
+
+def demo_job(job: Job) -> Opened:
+    """Job body: the offline demo corpus (``demo.prepare_demo``) and its workspace."""
+    _demo, corpus = prepare_demo(paths.data_dir() / "demo", job=job)
+    return (corpus, *open_workspace(corpus.root))
 
 
 class MainWindow(QMainWindow):
-    """The app window (public surface listed in docs/GUI.md)."""
+    """The app window (public surface listed in docs/GUI.md): a thin observer of :attr:`session`."""
 
     source_changed = Signal()
     predictions_changed = Signal()
@@ -87,19 +101,9 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(APP_TITLE)
         self.setObjectName("MainWindow")
         self.settings = settings or Settings()
-        self.corpus: Corpus | None = None
-        self.source_path: Path | None = None
-        self.store_path: Path | None = None
-        self.workspace: Any = None                  # bst_core.workspace.Workspace
-        self.run_dir: Path | None = None
-        self.result: CrossValResult | None = None
-        self.run_metrics: dict | None = None
-        self.predictions: Any = None                # bst_core.ensemble.Predictions
-        self.predicted: Prediction | None = None
-        self.prediction_origin = ""
-        self._opened: workflows.Opened | None = None
-        self._oof: pd.DataFrame | None = None      # the results' out-of-fold table (confusion → clips)
-        self._opening: Path | None = None
+        self.session = Session()
+        self._opening: Path | None = None            # a double click must not open the source twice
+        self._save_failure_told = False              # the "edits are not saved" dialog, once per streak
 
         # library (centre) and welcome page
         self.library = LibraryModel(self)
@@ -113,14 +117,12 @@ class MainWindow(QMainWindow):
         # clip panel, results, curves
         self.clip_panel = ClipPanel()
         self.clip_dock = self._dock("Clip", "clipDock", self.clip_panel, Qt.DockWidgetArea.RightDockWidgetArea)
-        results_class = _optional_widget("results_view", "ResultsView")
-        self.results_view = results_class() if results_class else None
-        self.results_dock = self._dock("Results", "resultsDock", self.results_view or _placeholder(
-            "The results view is not available in this build."), Qt.DockWidgetArea.BottomDockWidgetArea)
-        curves_class = _optional_widget("training_curves", "TrainingCurves")
-        self.training_curves = curves_class() if curves_class else None
-        self.training_dock = self._dock("Training", "trainingDock", self.training_curves or _placeholder(
-            "Training curves are not available in this build."), Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.results_view = ResultsView()
+        self.results_dock = self._dock("Results", "resultsDock", self.results_view,
+                                       Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.training_curves = TrainingCurves()
+        self.training_dock = self._dock("Training", "trainingDock", self.training_curves,
+                                        Qt.DockWidgetArea.BottomDockWidgetArea)
         self.tabifyDockWidget(self.results_dock, self.training_dock)
         self.results_dock.raise_()
         self.resizeDocks([self.clip_dock], [380], Qt.Orientation.Horizontal)
@@ -132,6 +134,7 @@ class MainWindow(QMainWindow):
         self.job_status = JobStatusWidget(self.jobs)
         self.audition = Audition(audio_output if audio_output is not None else AudioOutput(), self)
         self._probe_frame: pd.DataFrame | None = None
+        self._pending_probe: pd.DataFrame | None = None
 
         # status bar
         self.source_label = QLabel()
@@ -149,13 +152,11 @@ class MainWindow(QMainWindow):
 
         self._create_actions()
         self.audition_controller = AuditionController(self.library, self.library_view, self.clip_panel,
-                                                      self.audition, self.autoplay_action.isChecked, self)
+                                                      self.audition, self.autoplay_action.isChecked, self,
+                                                      caption=self.session.prediction_caption)
         self.loader = self.audition_controller.loader
-        relabel_class = _optional_widget("relabel", "RelabelController")
-        self.relabel = relabel_class(self) if relabel_class else None
-        legend_class = _optional_widget("relabel", "KeyLegend")
-        self.keys_dock = self._dock("Label keys", "keysDock", legend_class(self.relabel) if legend_class else
-                                    _placeholder("Relabelling is not available in this build."),
+        self.relabel = RelabelController(self)
+        self.keys_dock = self._dock("Label keys", "keysDock", KeyLegend(self.relabel),
                                     Qt.DockWidgetArea.BottomDockWidgetArea)
         self.tabifyDockWidget(self.training_dock, self.keys_dock)
         self.results_dock.raise_()
@@ -164,10 +165,38 @@ class MainWindow(QMainWindow):
         self._restore_layout()
         self._dock_visibility: dict[QDockWidget, bool] = {}
         self._show_page(library=False, force=True)
+        self.session.subscribe(self._session_changed)
         self._update_actions()
         self._show_source_info()
         self.welcome.set_recent(self.settings.recent_sources())
         QTimer.singleShot(WARM_UP_DELAY_MS, warm_up_imports)
+
+    # --- what is open (read-only views of the session) ----------------------------------------------
+
+    @property
+    def corpus(self) -> Corpus | None:
+        return self.session.corpus
+
+    @property
+    def source_path(self) -> Path | None:
+        return self.session.source_path
+
+    @property
+    def workspace(self) -> Workspace | None:
+        return self.session.workspace
+
+    @property
+    def result(self) -> CrossValResult | None:
+        """The run shown (trained here or loaded; possibly trained on other data: see the session)."""
+        return self.session.run
+
+    @property
+    def run_dir(self) -> Path | None:
+        return Path(self.session.run.run_dir) if self.session.run is not None else None
+
+    @property
+    def predictions(self) -> Predictions | None:
+        return self.session.predictions
 
     # --- construction --------------------------------------------------------------------------
 
@@ -275,16 +304,15 @@ class MainWindow(QMainWindow):
         edit_menu.addAction(self.find_action)
         edit_menu.addAction(self.clear_filters_action)
 
-        if self.relabel is not None:
-            label_menu = bar.addMenu("&Label")
-            actions = self.relabel.actions()
-            by_class = [a for a in actions if a.data() in taxonomy.BY_KEY]
-            for top in taxonomy.TOP_LEVELS:
-                submenu = label_menu.addMenu(f"{top}  {taxonomy.TOP_LEVEL_NAMES[top]}")
-                submenu.addActions([a for a in by_class if taxonomy.top_of(a.data()) == top])
-            label_menu.addSeparator()
-            label_menu.addActions([a for a in actions if a not in by_class])
-            self.relabel.attach(self)
+        label_menu = bar.addMenu("&Label")
+        actions = self.relabel.actions()
+        by_class = [a for a in actions if a.data() in taxonomy.BY_KEY]
+        for top in taxonomy.TOP_LEVELS:
+            submenu = label_menu.addMenu(f"{top}  {taxonomy.TOP_LEVEL_NAMES[top]}")
+            submenu.addActions([a for a in by_class if taxonomy.top_of(a.data()) == top])
+        label_menu.addSeparator()
+        label_menu.addActions([a for a in actions if a not in by_class])
+        self.relabel.attach(self)
 
         analysis = bar.addMenu("&Analysis")
         for action in (self.extract_action, self.train_action, self.predict_action):
@@ -365,11 +393,12 @@ class MainWindow(QMainWindow):
             lambda title: self.statusBar().showMessage(f"{title}: cancelled. Earlier results are kept.", 8000))
         self.jobs.progress.connect(self._job_progress)
         self.background.progress.connect(self._background_progress)
-        if self.relabel is not None:
-            self.relabel.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
-        if self.results_view is not None:
-            self.results_view.cell_clicked.connect(self.show_confusion_cell)
-            self.results_view.class_clicked.connect(self.show_class)
+        self.background.finished.connect(self._start_pending_probe)
+        self.relabel.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        self.relabel.save_failed.connect(self._edit_not_saved)
+        self.relabel.labels_changed.connect(self._edit_saved)
+        self.results_view.cell_clicked.connect(self.show_confusion_cell)
+        self.results_view.class_clicked.connect(self.show_class)
 
     @property
     def _content_docks(self) -> tuple[QDockWidget, ...]:
@@ -426,7 +455,7 @@ class MainWindow(QMainWindow):
 
     def ask_train_config(self) -> tuple[TrainConfig, Path] | None:
         text_ok = self.corpus is not None and self.corpus.text is not None
-        dialog = TrainDialog(workflows.default_run_dir(self.source_path), self, devices=self._devices(),
+        dialog = TrainDialog(pipeline.default_run_dir(self.source_path), self, devices=self._devices(),
                              text_available=text_ok)
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return None
@@ -446,12 +475,13 @@ class MainWindow(QMainWindow):
         :meth:`export_package`, showing refusals inline; the package folder, or None."""
         from bst_core.submission import submission_frame, validate_submission
 
-        dialog_class = _optional_widget("export_dialog", "ExportDialog")
-        if dialog_class is None or self.predicted is None or self.corpus is None:
-            self.show_error("Export", "The export dialog is not available in this build; use `bst export`.")
+        predictions, corpus = self._exportable(), self.corpus
+        if predictions is None or corpus is None:
+            self.show_error("Export", "Predict the evaluation folder with a run first (Analysis › Predict "
+                                      "with run), then export.")
             return None
-        frame, eval_ids = submission_frame(self.predicted.predictions), self.corpus.ids
-        dialog = dialog_class(
+        frame, eval_ids = submission_frame(predictions), corpus.ids
+        dialog = ExportDialog(
             self, settings=self.settings.store,
             check=lambda label: validate_submission(frame, eval_ids, label),
             export=lambda out_dir, label, authors: self.export_package(out_dir, label, authors=authors))
@@ -517,26 +547,38 @@ class MainWindow(QMainWindow):
     def show_confusion_cell(self, truth: str, pred: str) -> int:
         """Show exactly the clips behind a confusion cell (truth, prediction), first one selected.
 
-        With results on screen, those are the ids of the results' out-of-fold table, whatever the
-        table's prediction column shows now (e.g. after predicting with the ensemble).
+        Those are the ids of the run's out-of-fold table with that truth and prediction, whatever
+        the table's prediction column shows now (e.g. after predicting with the ensemble). A run
+        trained on other data has no clips in this source: the status bar says so (0 shown).
         """
-        oof = self._oof
-        if oof is None:
+        run = self.session.run
+        if run is None:
             return self._show_filtered(Filters(truth=truth, prediction=pred))
+        if not self.session.run_is_for_source:
+            return self._not_this_source(run)
+        oof = run.oof
         chosen = oof.loc[(oof["truth"] == truth) & (oof["prediction"] == pred), "id"].astype(str)
         caption = f"truth {truth} → predicted {pred} out-of-fold: {len(chosen)} clips"
-        if not self.prediction_origin.startswith("out-of-fold"):
+        predictions = self.session.predictions
+        if predictions is not None and predictions.origin != "out-of-fold":
             caption += " (the table shows the ensemble's predictions)"
         return self._show_filtered(Filters(ids=frozenset(chosen)), caption)
 
     def show_class(self, key: str) -> int:
         """Show the clips of a class: by truth when the source is labelled, else by prediction."""
-        oof = self._oof
-        if oof is not None:
-            chosen = oof.loc[oof["truth"] == key, "id"].astype(str)
+        run = self.session.run
+        if run is not None and not self.session.run_is_for_source:
+            return self._not_this_source(run)
+        if run is not None:
+            chosen = run.oof.loc[run.oof["truth"] == key, "id"].astype(str)
             return self._show_filtered(Filters(ids=frozenset(chosen)), f"class {key}: {len(chosen)} clips")
         labelled = self.corpus is not None and self.corpus.labelled
         return self._show_filtered(Filters(truth=key) if labelled else Filters(prediction=key))
+
+    def _not_this_source(self, run: CrossValResult) -> int:
+        self.statusBar().showMessage(f"Run {run.run_dir.name} was trained on {run.dataset_label}: the clips behind "
+                                     "its results are not in the open source.", 10000)
+        return 0
 
     def _show_filtered(self, filters: Filters, caption: str = "") -> int:
         self.library_view.search.blockSignals(True)
@@ -558,10 +600,26 @@ class MainWindow(QMainWindow):
 
     def refresh_labels(self, ids: Sequence[str] | None = None) -> None:
         """Re-read the workspace's edited labels into the table (after assign/undo/redo)."""
-        self.library.set_edited(self.workspace.edited_labels() if self.workspace is not None else {})
+        workspace = self.workspace
+        try:
+            edited = workspace.edited_labels() if workspace is not None else {}
+        except BadInputError as exc:      # the table keeps what it showed: nothing is claimed as saved
+            self.statusBar().showMessage(f"Label edits could not be read: {exc}", 15000)
+            return
+        self.library.set_edited(edited)
         current = self.current_id()
         if current is not None and (ids is None or current in set(ids)):
             self.audition_controller.show_record(current)
+
+    def _edit_not_saved(self, text: str) -> None:
+        """An edit, undo or redo could not be saved: the status bar says why, a dialog once per streak."""
+        self.statusBar().showMessage(text, 15000)
+        if not self._save_failure_told:
+            self._save_failure_told = True
+            self.show_error("Label edits are not being saved", text)
+
+    def _edit_saved(self, _ids: list[str]) -> None:
+        self._save_failure_told = False
 
     def _focus_search(self) -> None:
         self.library_view.search.setFocus()
@@ -593,13 +651,12 @@ class MainWindow(QMainWindow):
             self.open_source(path)
 
     def open_source(self, path: str | Path) -> None:
-        """Open a dataset/evaluation folder, folder of sounds or CSV (a job)."""
-        path = Path(path)
+        """Open a dataset/evaluation folder, folder of sounds or CSV with its embeddings (a job)."""
+        path = Path(path).expanduser().absolute()
         if self.jobs.busy and self.jobs.kind == "open" and self._opening == path:
             return          # the same request twice (a double click): it is already opening
         self._opening = path
-        self._start(f"Open {path.name}", lambda job: workflows.open_with_embeddings(path, job),
-                    kind="open", on_success=self._set_opened)
+        self._start(f"Open {path.name}", lambda job: open_job(path, job), kind="open", on_success=self._opened)
 
     def _fill_recent_menu(self) -> None:
         self.recent_menu.clear()
@@ -614,57 +671,150 @@ class MainWindow(QMainWindow):
             self.recent_menu.addAction("Nothing opened yet").setEnabled(False)
 
     def open_demo(self) -> None:
-        self._start("Prepare the demo corpus", lambda job: workflows.prepare_demo(job=job), kind="open",
-                    on_success=self._set_opened)
+        self._start("Prepare the demo corpus", demo_job, kind="open", on_success=self._opened)
 
-    def _set_opened(self, opened: workflows.Opened) -> None:
-        self.background.cancel()
-        if self.workspace is not None and self.workspace is not opened.workspace:
-            self.workspace.close()
-        self._opened = opened
-        self.corpus = opened.corpus
-        self.source_path = opened.path
-        self.store_path = opened.store
-        self.result = None
-        self.run_metrics = None
-        self.predictions = None
-        self.predicted = None
-        self.prediction_origin = ""
-        self._oof = None
-        self.workspace = opened.workspace
-        self.library_view.clear_filters()
-        self.library.set_frame(library_frame(opened.corpus.table))
-        frame = self.library.frame
-        if self.workspace is not None:
-            self.library.set_edited(self.workspace.edited_labels())
-        if self.results_view is not None:
-            self.results_view.clear()
-        self._show_page(library=True)
-        self.settings.add_recent_source(opened.path)
-        self.welcome.set_recent(self.settings.recent_sources())
-        self.setWindowTitle(f"{opened.path.name} — {APP_TITLE}")
+    def _opened(self, opened: Opened) -> None:
+        corpus, workspace, notes = opened
+        self.session.open(corpus, workspace, notes)
+        name = corpus.root.name if corpus.root else corpus.name
+        if corpus.root is not None:
+            self.settings.add_recent_source(corpus.root)
+            self.welcome.set_recent(self.settings.recent_sources())
+        message = f"Opened {name}: {len(corpus):,} sounds."
+        if not self.session.has_embeddings:
+            message += " No embeddings yet: Analysis › Extract embeddings (Ctrl+E)."
+        elif len(corpus.notes) + len(notes) > 1:
+            message += f" {len(corpus.notes) + len(notes)} notes in File › Source report."
+        self.statusBar().showMessage(message, 12000)
+
+    def close_source(self) -> None:
+        if self.jobs.busy:
+            self.show_error("A job is running", "Cancel the running job before closing the source.")
+            return
+        self.audition.stop()
+        self.session.reset()
+
+    def show_source_report(self) -> None:
+        corpus = self.corpus
+        if corpus is None:
+            return
+        notes = list(corpus.notes) + list(self.session.notes)
+        text = "\n".join(f"• {n}" for n in notes) or "Nothing to report: every sound was read."
+        self.show_info("Source report", f"{self.source_path or corpus.name}\n\n{text}")
+
+    # --- the session, observed ------------------------------------------------------------------------
+
+    def _session_changed(self, event: str) -> None:
+        """Bring every view in line with the session after ``event`` (see ``Session``)."""
+        if event in ("source", "reset"):
+            self._show_source()
+        elif event == "run":
+            self._show_run()
+        elif event == "predictions":
+            self._show_predictions()
+        elif event == "workspace":
+            self.refresh_labels()
+            self.relabel.update_actions()
         self._show_source_info()
         self._update_actions()
-        notes = list(opened.corpus.notes) + list(opened.notes)
-        missing = opened.corpus.audio is None and opened.corpus.text is None
-        message = f"Opened {opened.path.name}: {len(opened.corpus):,} sounds."
-        if missing:
-            message += " No embeddings yet: Analysis › Extract embeddings (Ctrl+E)."
-        elif len(notes) > 1:
-            message += f" {len(notes)} notes in File › Source report."
-        self.statusBar().showMessage(message, 12000)
-        if len(self.library.frame):
+
+    def _show_source(self) -> None:
+        """The open corpus in the table (or the welcome page); results of the session's run."""
+        corpus = self.session.corpus
+        if corpus is None:
+            self.background.cancel()
+            self._pending_probe = None
+            self.library.set_frame(library_frame(empty_table()))
+            self.library_view.set_caption("")
+            self.results_view.clear()
+            self.training_curves.clear()
+            self._show_page(library=False)
+            self.welcome.set_recent(self.settings.recent_sources())
+            self.setWindowTitle(APP_TITLE)
+            self.source_changed.emit()
+            return
+        status = corpus.audio_status() if self.session.has_embeddings else None
+        frame = library_frame(corpus.table, status)
+        old = self.library.frame
+        same_items = len(old) == len(frame) and old["id"].tolist() == frame["id"].tolist()
+        if same_items:       # the same source with new embeddings: keep durations and filters
+            known = old["duration_s"].to_numpy(dtype=np.float64)
+            frame["duration_s"] = np.where(np.isnan(frame["duration_s"].to_numpy(dtype=np.float64)), known,
+                                           frame["duration_s"].to_numpy(dtype=np.float64))
+        else:
+            self.library_view.clear_filters()
+        self.library.set_frame(frame)
+        self.refresh_labels()
+        if self.session.predictions is not None:
+            self._show_predictions(emit=False)
+        else:
+            self.library_view.set_caption("")
+        if self.session.run is None:
+            self.results_view.clear()
+            self.training_curves.clear()
+        self._show_page(library=True)
+        self.setWindowTitle(f"{corpus.root.name if corpus.root else corpus.name} — {APP_TITLE}")
+        if len(self.library.frame) and self.current_id() is None:
             self.library_view.select_row(0)
-        self._start_duration_probe(frame)
+        self._start_duration_probe(self.library.frame)
         self.source_changed.emit()
+
+    def _show_run(self) -> None:
+        """The session's run in the results and training docks, titled with the data it came from."""
+        run = self.session.run
+        if run is None:
+            self.results_view.clear()
+            return
+        self.results_view.set_result(run, for_source=self.session.run_is_for_source)
+        if self.stack.currentWidget() is self.library_view:    # the welcome page shows no docks
+            self.results_dock.show()
+            self.results_dock.raise_()
+        try:
+            self.training_curves.load_run(RunFolder(run.run_dir))
+        except BadInputError:
+            self.training_curves.clear()
+        self._refresh_clip()
+
+    def _show_predictions(self, *, emit: bool = True) -> None:
+        """The session's predictions in the table and the clip panel (with their caption)."""
+        p = self.session.predictions
+        if p is None:
+            self.library.clear_predictions()
+        else:
+            self.library.set_predictions(p.ids, p.labels, p.scores, p.probs, p.attention, p.audio_status)
+        caption = self.session.prediction_caption()
+        self.library_view.set_caption(caption[:1].upper() + caption[1:] if p is not None else "")
+        self._refresh_clip()
+        if emit:
+            self.predictions_changed.emit()
+
+    def _refresh_clip(self) -> None:
+        current = self.current_id()
+        if current:
+            self.audition_controller.show_record(current)
+
+    # --- durations ------------------------------------------------------------------------------------
 
     def _start_duration_probe(self, frame: pd.DataFrame) -> None:
         """Fill the duration column from the file headers, quietly in the background."""
+        if self.background.busy and self._probe_frame is not None and len(self._probe_frame) == len(frame) \
+                and self._probe_frame["id"].tolist() == frame["id"].tolist():
+            self._probe_frame = frame          # same rows: the running probe fills the new frame
+            return
         if not frame["duration_s"].isna().any() or not (frame["audio_path"] != "").any():
             return
-        paths = frame["audio_path"].to_numpy(dtype=object)
-        self.background.start("durations", lambda job: workflows.probe_durations(paths, job), kind="durations")
+        if self.background.busy:             # another source's probe: stop it, then start this one
+            self._pending_probe = frame
+            self.background.cancel()
+            return
+        audio_paths = frame["audio_path"].to_numpy(dtype=object)
         self._probe_frame = frame
+        self.background.start("durations", lambda job: probe_durations(audio_paths, job), kind="durations")
+
+    def _start_pending_probe(self, _title: str) -> None:
+        frame, self._pending_probe = self._pending_probe, None
+        if frame is not None and frame is self.library.frame:
+            self._start_duration_probe(frame)
 
     def _background_progress(self, progress: Progress) -> None:
         data = progress.data
@@ -672,63 +822,30 @@ class MainWindow(QMainWindow):
             start, stop = data["positions"]
             self.library.set_durations(np.arange(start, stop), data["seconds"])
 
-    def close_source(self) -> None:
-        if self.jobs.busy:
-            self.show_error("A job is running", "Cancel the running job before closing the source.")
-            return
-        self.background.cancel()
-        self.audition.stop()
-        if self.workspace is not None:
-            self.workspace.close()
-            self.workspace = None
-        self.corpus = self._opened = None
-        self.source_path = self.store_path = None
-        self.result = self.run_metrics = self.predictions = self.predicted = self._oof = None
-        self.library.set_frame(library_frame(empty_table()))
-        if self.results_view is not None:
-            self.results_view.clear()
-        self._show_page(library=False)
-        self.welcome.set_recent(self.settings.recent_sources())
-        self.setWindowTitle(APP_TITLE)
-        self._show_source_info()
-        self._update_actions()
-        self.source_changed.emit()
-
-    def show_source_report(self) -> None:
-        if self.corpus is None:
-            return
-        notes = list(self.corpus.notes) + (list(self._opened.notes) if self._opened else [])
-        text = "\n".join(f"• {n}" for n in notes) or "Nothing to report: every sound was read."
-        self.show_info("Source report", f"{self.source_path}\n\n{text}")
-
     # --- extraction, training, prediction ---------------------------------------------------------------
 
     def _ask_extract(self) -> None:
-        if self._opened is None:
+        if self.corpus is None:
             return
         options = self.ask_extract_options()
         if options is not None:
             self.start_extraction(options)
 
     def start_extraction(self, options: ExtractOptions) -> bool:
-        opened = self._opened
-        if opened is None:
+        corpus = self.corpus
+        if corpus is None:
             return False
         return self._start(
             "Extract embeddings",
-            lambda job: workflows.extract_embeddings(opened, options.encoder, checkpoint=options.checkpoint,
-                                                     allow_download=options.allow_download, job=job),
+            lambda job: pipeline.extract(corpus, encoder=options.encoder, checkpoint=options.checkpoint,
+                                         allow_download=options.allow_download, job=job),
             kind="extract", on_success=self._extracted)
 
-    def _extracted(self, outcome: tuple[workflows.Opened, Any]) -> None:
-        opened, summary = outcome
-        self._opened = opened
-        self.corpus = opened.corpus
-        self.store_path = opened.store
-        self._show_source_info()
-        self._update_actions()
+    def _extracted(self, extracted: pipeline.Extracted) -> None:
+        self.session.replace_corpus(extracted.corpus)
+        summary = extracted.summary
         self.statusBar().showMessage(f"Embeddings: {summary.line}.", 12000)
-        if getattr(summary, "failed", 0):
+        if summary.failed:
             self.show_info("Extraction finished with failures", summary.format(max_names=15))
 
     def _ask_train(self) -> None:
@@ -742,41 +859,19 @@ class MainWindow(QMainWindow):
         corpus = self.corpus
         if corpus is None:
             return False
-        from bst_core.training import check_trainable, cross_validate
-
-        try:
-            check_trainable(corpus, config)
-        except BadInputError as exc:
-            self.show_error("Cannot cross-validate", str(exc))
-            return False
-        run_dir = Path(run_dir) if run_dir else workflows.default_run_dir(self.source_path)
+        run_dir = Path(run_dir) if run_dir else pipeline.default_run_dir(self.source_path)
         started = self._start(f"Cross-validate ({config.folds} folds)",
-                              lambda job: cross_validate(corpus, run_dir, config, job=job),
+                              lambda job: pipeline.cross_validate(corpus, run_dir, config, job=job),
                               kind="cross-validate", on_success=self._cross_validated)
-        if started and self.training_curves is not None:
+        if started:
             self.training_curves.reset()
             self.training_dock.show()
             self.training_dock.raise_()
         return started
 
     def _cross_validated(self, result: CrossValResult) -> None:
-        self.result = result
-        self._oof = result.oof
-        self.run_dir = Path(result.run_dir)
-        self.run_metrics = None
-        ids, labels, scores, probs = workflows.oof_predictions(result.oof)
-        self.library.set_predictions(ids, labels, scores, probs)
-        self.predictions = None
-        self.predicted = None
-        self.prediction_origin = f"out-of-fold ({self.run_dir.name})"
-        if self.results_view is not None:
-            self.results_view.set_result(result)
-            self.results_dock.show()
-            self.results_dock.raise_()
-        self._show_source_info()
-        self._update_actions()
-        self.predictions_changed.emit()
-        hf = result.summary.get("hF") if isinstance(result.summary, dict) else None
+        self.session.set_run(result)
+        hf = result.summary.get("hF")
         if hf:
             self.statusBar().showMessage(f"Cross-validation finished: hF {hf[0]:.2%} ± {hf[1]:.2%} "
                                          f"({result.report.absent} mode). Click a confusion cell to listen.", 15000)
@@ -787,68 +882,66 @@ class MainWindow(QMainWindow):
             self.load_run(path)
 
     def load_run(self, run_dir: str | Path) -> None:
-        self._start(f"Load run {Path(run_dir).name}", lambda job: workflows.load_run(run_dir, job),
+        """Show a run folder's results; its out-of-fold predictions only if it was trained on this source."""
+        self._start(f"Load run {Path(run_dir).name}", lambda job: pipeline.load_run(run_dir, job),
                     kind="load-run", on_success=self._run_loaded)
 
-    def _run_loaded(self, loaded: workflows.LoadedRun) -> None:
-        self.run_dir = loaded.path
-        self.result = None
-        self.run_metrics = loaded.metrics
-        self._oof = loaded.oof
-        if self.results_view is not None:
-            self.results_view.set_result(loaded.metrics)
-            self.results_dock.show()
-            self.results_dock.raise_()
-        if self.training_curves is not None and hasattr(self.training_curves, "load_run"):
-            self.training_curves.load_run(loaded.run)
-        if loaded.oof is not None and len(self.library.frame):
-            ids, labels, scores, probs = workflows.oof_predictions(loaded.oof)
-            if set(ids) & set(self.library.frame["id"]):
-                self.library.set_predictions(ids, labels, scores, probs)
-                self.predictions = self.predicted = None
-                self.prediction_origin = f"out-of-fold ({loaded.path.name})"
-                self.predictions_changed.emit()
-        self._show_source_info()
-        self._update_actions()
+    def _run_loaded(self, result: CrossValResult) -> None:
+        if self.corpus is None:
+            self.show_info("Run loaded", f"Run {result.run_dir.name} (trained on {result.dataset_label}) is "
+                                         "ready. Open a source to predict it with this run.")
+        self.session.set_run(result)
+        if self.corpus is not None and not self.session.run_is_for_source:
+            self.statusBar().showMessage(
+                f"Run {result.run_dir.name} was trained on {result.dataset_label}: its results are shown as that "
+                "run's; predict with it (Ctrl+P) to classify this source.", 15000)
 
     def start_prediction(self) -> bool:
-        corpus, run_dir = self.corpus, self.run_dir
-        if corpus is None or run_dir is None:
+        corpus, run = self.corpus, self.session.run
+        if corpus is None or run is None:
             self.show_error("Predict", "Open a source and train or load a run first.")
             return False
-        return self._start(f"Predict with {run_dir.name}", lambda job: workflows.predict(run_dir, corpus, job),
+        run_dir = Path(run.run_dir)
+        return self._start(f"Predict with {run_dir.name}", lambda job: pipeline.predict(run_dir, corpus, job=job),
                            kind="predict", on_success=self._predicted)
 
-    def _predicted(self, predicted: Prediction) -> None:
-        p = predicted.predictions
-        self.predicted = predicted
-        self.predictions = p
-        self.library.set_predictions(p.ids, p.labels, p.scores, p.probs, p.attention)
-        self.prediction_origin = f"ensemble of {predicted.n_models} ({predicted.run_dir.name})"
-        self._show_source_info()
-        self._update_actions()
-        self.predictions_changed.emit()
-        current = self.current_id()
-        if current:
-            self.audition_controller.show_record(current)
-        self.statusBar().showMessage(f"Predicted {len(p.ids):,} sounds with {predicted.n_models} fold models.", 10000)
+    def _predicted(self, predictions: Predictions) -> None:
+        self.session.set_predictions(predictions)
+        message = f"Predicted {len(predictions):,} sounds with {predictions.n_models} fold models."
+        if predictions.text_only_count:
+            message += f" {predictions.text_only_count:,} from their text only (audio not decoded)."
+        corpus, run = self.corpus, self.session.run
+        # a labelled source the run did not train on: score it (on its own training data the
+        # ensemble's score says nothing; its honest scores are the out-of-fold results)
+        if corpus is not None and corpus.labelled and not self.session.run_is_for_source:
+            try:
+                report = pipeline.score(predictions, pipeline.truth_of(corpus), lam=run.config.lam if run else 0.75,
+                                        absent=run.config.absent if run else "reference", source=corpus.name)
+            except BadInputError:
+                pass
+            else:
+                message += f" hF against this source's labels: {report.hF:.2%} ({report.n:,} labelled)."
+        self.statusBar().showMessage(message, 15000)
 
     # --- export ---------------------------------------------------------------------------------------------
 
+    def _exportable(self) -> Predictions | None:
+        """The ensemble predictions of the open source, if any (what a challenge package holds)."""
+        p = self.session.predictions
+        return p if p is not None and p.origin == "ensemble" and p.run_dir is not None else None
+
     def _ask_export(self) -> None:
-        if self.predicted is None:
-            self.show_error("Export", "Predict the evaluation folder with a run first (Analysis › Predict "
-                                      "with run), then export.")
-            return
         package = self.ask_export()
         if package is not None:
             self.show_info("Package written", f"The submission package was written and validated:\n{package}")
 
     def export_package(self, out_dir: str | Path, label: str, *, authors: list[dict] | None = None) -> Path:
-        """Write and validate the challenge package of the current ensemble prediction."""
-        if self.predicted is None or self.corpus is None:
+        """Write and validate the challenge package of the current ensemble prediction (``pipeline.export``)."""
+        predictions, corpus = self._exportable(), self.corpus
+        if predictions is None or corpus is None or predictions.run_dir is None:
             raise BadInputError("Nothing to export yet: open the evaluation folder and predict it with a run.")
-        package = workflows.export_package(self.predicted, out_dir, label, authors=authors)
+        package = pipeline.export(predictions.run_dir, corpus, label, out_dir, authors=authors,
+                                  predictions=predictions)
         self.statusBar().showMessage(f"Package written: {package}", 12000)
         return package
 
@@ -858,15 +951,20 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getSaveFileName(self, "Export labels", str(Path.home() / "bst_labels.csv"),
                                               "CSV files (*.csv)")
         if path:
-            self.export_labels(path)
+            try:
+                self.export_labels(path)
+            except (BadInputError, OSError) as exc:
+                self.show_error("Labels not exported", str(exc))
 
     def export_labels(self, path: str | Path) -> Path:
-        """id, truth, prediction, confidence, edited label of every sound, as CSV."""
-        if self.corpus is None or self.workspace is None:
+        """id, truth, prediction, confidence (score), audio status, edited label of every sound, as CSV."""
+        corpus, workspace = self.corpus, self.workspace
+        if corpus is None or workspace is None:
             raise BadInputError("Open a source first.")
-        frame = self.library.frame
-        predictions = frame.loc[frame["prediction"] != "", ["id", "prediction", "confidence"]]
-        written = self.workspace.export_labels_csv(path, self.corpus.table, predictions)
+        table = corpus.table
+        if "audio_status" not in table.columns and self.session.has_embeddings:
+            table = table.assign(audio_status=corpus.audio_status())
+        written = workspace.export_labels_csv(path, table, self.session.predictions)
         self.statusBar().showMessage(f"Labels written to {written}", 8000)
         return written
 
@@ -885,36 +983,40 @@ class MainWindow(QMainWindow):
         self.show_error(title, message, details)
 
     def _job_progress(self, progress: Progress) -> None:
-        if self.jobs.kind == "cross-validate" and self.training_curves is not None:
+        if self.jobs.kind == "cross-validate":
             self.training_curves.add_progress(progress)
 
     def _update_actions(self) -> None:
         busy = self.jobs.busy
-        has_source = self.corpus is not None
-        has_embeddings = has_source and (self.corpus.audio is not None or self.corpus.text is not None)
+        corpus = self.corpus
+        has_source = corpus is not None
+        has_embeddings = self.session.has_embeddings
         for action in self.open_actions.values():
             action.setEnabled(not busy)
         self.load_run_action.setEnabled(not busy)
         self.extract_action.setEnabled(has_source and not busy)
-        self.train_action.setEnabled(bool(has_embeddings and self.corpus.labelled) and not busy)
-        self.predict_action.setEnabled(bool(has_embeddings) and self.run_dir is not None and not busy)
-        self.export_action.setEnabled(self.predicted is not None and not busy)
+        self.train_action.setEnabled(bool(has_embeddings and corpus is not None and corpus.labelled) and not busy)
+        self.predict_action.setEnabled(has_embeddings and self.session.run is not None and not busy)
+        self.export_action.setEnabled(self._exportable() is not None and not busy)
         self.export_labels_action.setEnabled(has_source and self.workspace is not None)
         self.report_action.setEnabled(has_source)
         self.close_source_action.setEnabled(has_source and not busy)
         self.cancel_action.setEnabled(busy)
 
     def _show_source_info(self) -> None:
-        corpus = self.corpus
+        corpus, run = self.corpus, self.session.run
         if corpus is None:
-            self.source_label.setText("")
+            self.source_label.setText(f"run {run.run_dir.name} loaded" if run is not None else "")
             return
         embeddings = corpus.encoder.name if corpus.encoder is not None else "no embeddings"
         parts = [f"{len(corpus):,} sounds", embeddings]
-        if self.run_dir is not None:
-            parts.append(f"run {self.run_dir.name}")
-        if self.prediction_origin:
-            parts.append(f"predictions: {self.prediction_origin}")
+        if run is not None:
+            parts.append(f"run {run.run_dir.name}" + ("" if self.session.run_is_for_source
+                                                      else f" (trained on {run.dataset_label})"))
+        if self.session.predictions is not None:
+            parts.append(self.session.prediction_caption())
+        if self.workspace is None:
+            parts.append("label edits not saved (no workspace)")
         self.source_label.setText("  ·  ".join(parts))
 
     # --- help -------------------------------------------------------------------------------------------
@@ -943,6 +1045,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Cancelling the running job…")
             self.jobs.cancel()
             self.jobs.wait(120_000)
+        self._pending_probe = None
         self.background.cancel()
         self.background.wait(10_000)
         self.jobs.shutdown()
@@ -953,6 +1056,5 @@ class MainWindow(QMainWindow):
         self.settings.sync()
         self.audition_controller.close()
         if self.workspace is not None:
-            self.workspace.close()
-            self.workspace = None
+            self.session.set_workspace(None)    # closes the database
         event.accept()

@@ -27,14 +27,12 @@ import pandas as pd
 from PySide6.QtCore import QObject, QPoint, Qt, Signal
 from PySide6.QtGui import QAction, QColor, QIcon, QKeyEvent, QKeySequence, QPainter, QPixmap
 from PySide6.QtWidgets import (
-    QFileDialog,
     QFrame,
     QGridLayout,
     QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
-    QMessageBox,
     QScrollArea,
     QVBoxLayout,
     QWidget,
@@ -42,8 +40,9 @@ from PySide6.QtWidgets import (
 
 from bst_core.errors import BadInputError
 from bst_core.taxonomy import BY_KEY, CLASS_KEYS, TOP_LEVEL_NAMES, TOP_LEVELS, classes_of_top
-from bst_core.workspace import Workspace
-from bst_gui.confusion_view import text_colour_on, top_colour
+from bst_core.workspace import Workspace, WorkspaceSaveError
+from bst_gui import style
+from bst_gui.confusion_view import top_colour
 
 CLEAR_KEYS: tuple[str, ...] = ("0", "Backspace")
 ACCEPT_KEY = "A"
@@ -125,12 +124,15 @@ class RelabelController(QObject):
     window, pass the callables: ``workspace`` (a Workspace or a callable returning one),
     ``selected_ids``, ``advance``, ``refresh`` and ``predictions`` (ids → predicted keys).
 
-    Signals: ``labels_changed(list[str])`` after any edit, undo or redo; ``message(str)`` one line
-    for the status bar (also shown by :class:`KeyLegend`).
+    Signals: ``labels_changed(list[str])`` after any edit, undo or redo that was saved;
+    ``message(str)`` one line for the status bar (also shown by :class:`KeyLegend`);
+    ``save_failed(str)`` when the workspace could not save an edit, undo or redo (locked by another
+    program, disk full, ...): nothing changed, the table keeps its labels and the cursor stays.
     """
 
     labels_changed = Signal(list)
     message = Signal(str)
+    save_failed = Signal(str)
 
     def __init__(self, window: Any = None, *, workspace: Workspace | Callable[[], Workspace | None] | None = None,
                  selected_ids: Callable[[], Sequence[str]] | None = None,
@@ -231,7 +233,7 @@ class RelabelController(QObject):
         try:
             changed = workspace.assign(ids, key)
         except BadInputError as exc:
-            self.message.emit(str(exc))
+            self._not_saved(exc)
             return []
         what = f"{key} {BY_KEY[key].name}" if key else "no edited label"
         self._after_edit(changed, f"{_clips(len(ids))} → {what}" if changed
@@ -253,7 +255,11 @@ class RelabelController(QObject):
         if not labels:
             self.message.emit("The selected clips have no prediction to accept.")
             return []
-        changed = workspace.assign_each(labels)
+        try:
+            changed = workspace.assign_each(labels)
+        except BadInputError as exc:
+            self._not_saved(exc)
+            return []
         self._after_edit(changed, f"accepted the prediction of {_clips(len(labels))}")
         self._advance()
         return changed
@@ -262,7 +268,11 @@ class RelabelController(QObject):
         workspace = self.workspace
         if workspace is None:
             return []
-        ids = workspace.undo()
+        try:
+            ids = workspace.undo()
+        except BadInputError as exc:
+            self._not_saved(exc, "Undo")
+            return []
         self._after_edit(ids, f"undone: {_clips(len(ids))} back to the label before" if ids
                          else "nothing to undo")
         return ids
@@ -271,9 +281,20 @@ class RelabelController(QObject):
         workspace = self.workspace
         if workspace is None:
             return []
-        ids = workspace.redo()
+        try:
+            ids = workspace.redo()
+        except BadInputError as exc:
+            self._not_saved(exc, "Redo")
+            return []
         self._after_edit(ids, f"redone: {_clips(len(ids))}" if ids else "nothing to redo")
         return ids
+
+    def _not_saved(self, exc: BadInputError, what: str = "Label edit") -> None:
+        """Nothing was written: say why (status bar), and tell the host when saving itself failed."""
+        text = f"{what} not saved: {exc}"
+        self.message.emit(text)
+        if isinstance(exc, WorkspaceSaveError):
+            self.save_failed.emit(text)
 
     def _after_edit(self, ids: list[str], text: str) -> None:
         if ids:
@@ -296,30 +317,6 @@ class RelabelController(QObject):
             self.picker.picked.connect(self.assign)
         self.picker.popup(self._window if isinstance(self._window, QWidget) else None)
         return self.picker
-
-    # export -------------------------------------------------------------------------------------
-
-    def export_labels(self, table: pd.DataFrame, predictions: Any = None, *, path: str | None = None,
-                      parent: QWidget | None = None) -> str | None:
-        """Write id,truth,prediction,confidence,edited_label to a CSV (asks where when ``path`` is None)."""
-        workspace = self.workspace
-        if workspace is None:
-            self.message.emit("Open a sound source first: there are no labels to export.")
-            return None
-        if path is None:
-            path, _ = QFileDialog.getSaveFileName(parent, "Export labels", "labels.csv", "CSV files (*.csv)")
-            if not path:
-                return None
-        try:
-            written = workspace.export_labels_csv(path, table, predictions)
-        except (BadInputError, OSError) as exc:
-            if parent is not None:
-                QMessageBox.warning(parent, "Labels not exported", str(exc))
-            self.message.emit(f"Labels not exported: {exc}")
-            return None
-        self.message.emit(f"Labels exported to {written}")
-        return str(written)
-
 
 def _default(value: Any, fallback: Any) -> Any:
     return fallback if value is None else value
@@ -469,7 +466,7 @@ class KeyLegend(QWidget):
             digit = chord_for(classes_of_top(top)[0]).split(",")[0]
             header = QLabel(f"{digit}  {TOP_LEVEL_NAMES[top] if show_names else top}")
             header.setToolTip(f"press {digit} then the class digit for {TOP_LEVEL_NAMES[top]}")
-            header.setStyleSheet(f"background: {fill.name()}; color: {text_colour_on(fill).name()}; "
+            header.setStyleSheet(f"background: {fill.name()}; color: {style.readable_on(fill).name()}; "
                                  "font-weight: 600; padding: 1px 6px; border-radius: 3px;")
             grid.addWidget(header, 0, column)
             for row, key in enumerate(classes_of_top(top), start=1):

@@ -1,19 +1,15 @@
 """Results of a run: metric table (per fold, mean ± std, pooled), per-class bars, confusion matrix.
 
-:func:`results_from_metrics` adapts a run folder's ``metrics.json`` (``RunFolder.metrics()``, written
-by ``bst_core.training``), a single ``MetricReport.to_dict()`` (``bst evaluate --json``) or a
-``CrossValResult`` into :class:`ResultsData`; :class:`ResultsView` shows it. Clicking a bar emits
-``class_clicked(key)``, clicking a confusion cell ``cell_clicked(truth_key, predicted_key)``.
+:class:`ResultsView` shows a :class:`bst_core.runs.CrossValResult` (what ``pipeline.cross_validate``
+and ``pipeline.load_run`` return; ``runs.py`` owns the format), titled with the run and the data it
+was trained on. Clicking a bar emits ``class_clicked(key)``, clicking a confusion cell
+``cell_clicked(truth_key, predicted_key)``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
 
-import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
@@ -28,8 +24,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from bst_core.errors import BadInputError
-from bst_core.metrics import METRIC_NAMES, MetricReport, summarize
+from bst_core.metrics import METRIC_NAMES
+from bst_core.runs import CrossValResult
 from bst_core.taxonomy import CLASS_KEYS
 from bst_gui.class_bars import ClassBars
 from bst_gui.confusion_view import ConfusionView
@@ -53,80 +49,6 @@ ABSENT_WORDS: dict[str, str] = {
 }
 
 
-@dataclass
-class ResultsData:
-    """What the results view shows, whatever it was read from."""
-
-    folds: list[tuple[int, MetricReport]] = field(default_factory=list)
-    summary: dict[str, tuple[float, float]] = field(default_factory=dict)   # metric → (mean, std)
-    pooled: MetricReport | None = None                                        # out-of-fold report
-    confusion: np.ndarray | None = None                                       # (23, 23) rows truth
-    lam: float = 0.75
-    absent: str = "reference"
-    mode: str = ""            # "both" | "audio" | "text" (training input), "" when unknown
-    n_items: int = 0
-    status: str = ""          # "complete" | "partial" | ...
-
-
-def results_from_metrics(data: Mapping[str, Any] | Any) -> ResultsData:
-    """Adapt a run's ``metrics.json`` dict, a ``MetricReport.to_dict()`` or a ``CrossValResult``.
-
-    Raises :class:`BadInputError` when the dict is neither shape.
-    """
-    if hasattr(data, "fold_reports") and hasattr(data, "report"):  # CrossValResult
-        reports = list(data.fold_reports)
-        folds = list(getattr(data, "folds", range(1, len(reports) + 1)))
-        pooled: MetricReport = data.report
-        return ResultsData(folds=list(zip(folds, reports, strict=True)),
-                           summary=dict(data.summary) if data.summary else _summary(reports),
-                           pooled=pooled, confusion=np.asarray(data.confusion), lam=pooled.lam,
-                           absent=pooled.absent, n_items=pooled.n, status=str(getattr(data, "status", "")))
-    if not isinstance(data, Mapping):
-        raise BadInputError(f"Cannot show results of type {type(data).__name__}: expected a run's "
-                            "metrics.json or a cross-validation result.")
-    if "folds" in data or "pooled" in data:
-        folds = [(int(f.get("fold", k)), MetricReport.from_dict(f))
-                 for k, f in enumerate(data.get("folds", []), start=1)]
-        pooled = MetricReport.from_dict(data["pooled"]) if data.get("pooled") else None
-        summary = {name: (_float(v.get("mean")), _float(v.get("std")))
-                   for name, v in dict(data.get("summary", {})).items() if isinstance(v, Mapping)}
-        if not summary and folds:
-            summary = _summary([r for _, r in folds])
-        reference = pooled or (folds[0][1] if folds else None)
-        return ResultsData(
-            folds=folds, summary=summary, pooled=pooled, confusion=_confusion(data),
-            lam=float(data.get("lam", reference.lam if reference else 0.75)),
-            absent=str(data.get("absent", reference.absent if reference else "reference")),
-            mode=str(data.get("mode", "")), n_items=int(data.get("n_items", reference.n if reference else 0)),
-            status=str(data.get("status", "")))
-    if "hF" in data and "per_class" in data:
-        report = MetricReport.from_dict(data)
-        return ResultsData(pooled=report, confusion=_confusion(data), lam=report.lam, absent=report.absent,
-                           n_items=report.n)
-    raise BadInputError("These results cannot be shown: expected a run's metrics.json (folds, summary, "
-                        "pooled, confusion) or the output of `bst evaluate --json`.")
-
-
-def _confusion(data: Mapping[str, Any]) -> np.ndarray | None:
-    matrix = data.get("confusion")
-    if matrix is None:
-        return None
-    array = np.asarray(matrix, dtype=np.int64)
-    keys = list(data.get("class_keys", CLASS_KEYS))
-    if array.shape != (len(CLASS_KEYS), len(CLASS_KEYS)) or keys != list(CLASS_KEYS):
-        raise BadInputError("The confusion matrix in these results does not use the 23 BST classes in "
-                            "taxonomy order; rerun the evaluation with this version of BST Studio.")
-    return array
-
-
-def _summary(reports: list[MetricReport]) -> dict[str, tuple[float, float]]:
-    return summarize(reports) if reports else {}
-
-
-def _float(value: Any) -> float:
-    return math.nan if value is None else float(value)
-
-
 def _pct(value: float) -> str:
     return "–" if value is None or math.isnan(value) else f"{100 * value:.2f}"
 
@@ -142,7 +64,8 @@ class ResultsView(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.data: ResultsData | None = None
+        self.data: CrossValResult | None = None
+        self.for_source = True
         self.title = QLabel("No results yet")
         self.title.setObjectName("heading")
         heading = QFont(self.title.font())
@@ -152,6 +75,10 @@ class ResultsView(QWidget):
         self.mode_label.setObjectName("muted")
         self.mode_label.setWordWrap(True)
         self.mode_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.notice = QLabel("")
+        self.notice.setObjectName("notice")
+        self.notice.setWordWrap(True)
+        self.notice.hide()
         self.table = QTableWidget(0, len(METRIC_NAMES))
         self.table.setHorizontalHeaderLabels([COLUMN_TITLES[n] for n in METRIC_NAMES])
         for column, name in enumerate(METRIC_NAMES):
@@ -195,37 +122,47 @@ class ResultsView(QWidget):
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addWidget(self.title)
         layout.addWidget(self.mode_label)
+        layout.addWidget(self.notice)
         layout.addWidget(self.vertical, 1)
         self.clear()
 
     # public API ---------------------------------------------------------------------------------
 
-    def set_result(self, result: Mapping[str, Any] | Any) -> None:
-        """Show a ``CrossValResult``, a run's ``metrics.json`` dict or a ``MetricReport.to_dict()``."""
-        self.show_data(results_from_metrics(result))
+    def set_result(self, result: CrossValResult, *, for_source: bool = True) -> None:
+        """Show a run's cross-validation results, titled "Run <name> — trained on <data>".
 
-    set_metrics = set_result
-
-    def show_data(self, data: ResultsData) -> None:
-        self.data = data
-        self._fill_table(data)
-        report = data.pooled or (data.folds[-1][1] if data.folds else None)
-        self.bars.set_report(report)
-        self.confusion.set_matrix(data.confusion)
-        folds = len(data.folds)
-        what = f"{folds}-fold cross-validation" if folds > 1 else ("1 fold" if folds == 1 else "Evaluation")
-        extras = [f"{data.n_items:,} clips" if data.n_items else "", f"input: {data.mode}" if data.mode else "",
-                  "partial run: not every fold finished" if data.status == "partial" else ""]
-        self.title.setText(" · ".join([what, *[e for e in extras if e]]))
-        dropped = sorted({k for _, r in data.folds for k in r.dropped} | set(report.dropped if report else []))
-        words = ABSENT_WORDS.get(data.absent, data.absent)
-        text = f"λ = {data.lam:g} · absent classes: {words} · values in percent"
+        ``for_source=False`` (a run trained on other data than the open source) says so under the
+        title: these results, and the clips behind them, are that data's, not the table's.
+        """
+        self.data, self.for_source = result, for_source
+        self._fill_table(result)
+        self.bars.set_report(result.report)
+        self.confusion.set_matrix(result.confusion)
+        self.title.setText(f"Run {result.run_dir.name} — trained on {result.dataset_label}")
+        folds = len(result.folds)
+        what = (f"{result.config.folds}-fold cross-validation" if folds == result.config.folds
+                else f"{folds} of {result.config.folds} folds")
+        extras = [f"{len(result.oof):,} clips", f"input: {result.config.mode}",
+                  f"encoder {result.encoder.label}",
+                  f"{result.status} run: folds {', '.join(map(str, result.missing_folds))} not finished"
+                  if result.missing_folds else ""]
+        report = result.report
+        dropped = sorted({k for r in result.fold_reports for k in r.dropped} | set(report.dropped))
+        words = ABSENT_WORDS.get(report.absent, report.absent)
+        text = " · ".join([what, *[e for e in extras if e]])
+        text += f"\nλ = {report.lam:g} · absent classes: {words} · values in percent"
         if dropped:
             text += f" · dropped here: {', '.join(k for k in CLASS_KEYS if k in dropped)}"
         self.mode_label.setText(text)
+        self.notice.setText("" if for_source else
+                            f"Not the open source: this run was trained on {result.dataset_label}. These are "
+                            "its own cross-validation results; its out-of-fold predictions stay out of the "
+                            "table. Predict (Ctrl+P) classifies the open source with this run.")
+        self.notice.setVisible(not for_source)
 
     def clear(self) -> None:
-        self.data = None
+        self.data, self.for_source = None, True
+        self.notice.hide()
         self.table.setRowCount(0)
         self._fit_table_height()
         self.bars.set_report(None)
@@ -236,15 +173,14 @@ class ResultsView(QWidget):
 
     # table --------------------------------------------------------------------------------------
 
-    def _fill_table(self, data: ResultsData) -> None:
+    def _fill_table(self, result: CrossValResult) -> None:
         rows: list[tuple[str, list[str], str]] = []
-        for fold, report in data.folds:
+        for fold, report in zip(result.folds, result.fold_reports, strict=True):
             rows.append((f"fold {fold}", [_pct(getattr(report, n)) for n in METRIC_NAMES], ""))
-        if len(data.folds) > 1 and data.summary:
-            rows.append(("mean ± std", [_mean_std(data.summary.get(n)) for n in METRIC_NAMES], "bold"))
-        if data.pooled is not None:
-            label = "pooled (out-of-fold)" if data.folds else "value"
-            rows.append((label, [_pct(getattr(data.pooled, n)) for n in METRIC_NAMES], "pooled"))
+        summary = result.summary
+        if len(result.folds) > 1 and summary:
+            rows.append(("mean ± std", [_mean_std(summary.get(n)) for n in METRIC_NAMES], "bold"))
+        rows.append(("pooled (out-of-fold)", [_pct(getattr(result.report, n)) for n in METRIC_NAMES], "pooled"))
         self.table.setRowCount(len(rows))
         self.table.setVerticalHeaderLabels([r[0] for r in rows])
         bold = QFont(self.font())
@@ -287,4 +223,4 @@ def _mean_std(value: tuple[float, float] | None) -> str:
     return f"{100 * value[0]:.2f} ± {100 * value[1]:.2f}"
 
 
-__all__ = ["ABSENT_WORDS", "ResultsData", "ResultsView", "results_from_metrics"]
+__all__ = ["ABSENT_WORDS", "COLUMN_TIPS", "COLUMN_TITLES", "ResultsView"]

@@ -1,8 +1,10 @@
-"""Small option dialogs for the long jobs: cross-validation and embedding extraction."""
+"""Small option dialogs for the long jobs: cross-validation and embedding extraction.
+
+Defaults and choices come from :mod:`bst_core.config`, the same place the CLI takes them from."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from PySide6.QtWidgets import (
@@ -22,7 +24,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from bst_core.training import TrainConfig
+from bst_core.config import DEFAULT_ENCODER, ENCODER_NAMES, MISSING_AUDIO, MODES, TrainConfig
+from bst_core.metrics import ABSENT_MODES
 
 
 def _path_row(edit: QLineEdit, browse: QPushButton) -> QWidget:
@@ -34,26 +37,50 @@ def _path_row(edit: QLineEdit, browse: QPushButton) -> QWidget:
     return row
 
 
+MODE_WORDS: dict[str, str] = {
+    "both": "audio + text (HATR, as in the report)", "audio": "audio only", "text": "text only",
+}
+MISSING_AUDIO_WORDS: dict[str, str] = {
+    "mask": "text only (no audio attention for undecodable audio)",
+    "seed": "zero audio vector, as the seed system (exact reproduction)",
+}
+ABSENT_WORDS: dict[str, str] = {
+    "reference": "reference (the organizers' scoring)", "strict": "strict (never-predicted classes count 0)",
+}
+ENCODER_WORDS: dict[str, str] = {
+    "clap": "LAION-CLAP 630k-audioset-fusion (the challenge's embeddings)",
+    "offline": "Offline features (works without any download; not comparable with CLAP)",
+}
+
+
+def _choices(combo: QComboBox, values: tuple[str, ...], words: dict[str, str], default: str) -> QComboBox:
+    for value in values:
+        combo.addItem(words.get(value, value), value)
+    combo.setCurrentIndex(max(0, combo.findData(default)))
+    return combo
+
+
 class TrainDialog(QDialog):
-    """Cross-validation options (mode, folds, epochs, patience, seed, device) and the run folder."""
+    """Cross-validation options and the run folder. Defaults are ``TrainConfig()``, choices the
+    tuples of :mod:`bst_core.config` (what the CLI offers too)."""
 
     def __init__(self, run_dir: Path, parent: QWidget | None = None, *, devices: tuple[str, ...] = ("cpu",),
                  text_available: bool = True) -> None:
         super().__init__(parent)
         self.setWindowTitle("Cross-validate")
-        defaults = TrainConfig()
-        self.mode = QComboBox()
-        for mode, text in (("both", "audio + text (HATR, as in the report)"), ("audio", "audio only"),
-                           ("text", "text only")):
-            if mode != "text" or text_available:
-                self.mode.addItem(text, mode)
+        defaults = self.defaults = TrainConfig()
+        modes = tuple(m for m in MODES if m != "text" or text_available)
+        self.mode = _choices(QComboBox(), modes, MODE_WORDS, defaults.mode)
         self.folds = self._spin(2, 10, defaults.folds)
         self.epochs = self._spin(1, 1000, defaults.epochs)
         self.patience = self._spin(0, 1000, defaults.patience or 0)
         self.patience.setSpecialValueText("off")
         self.seed = self._spin(0, 2**31 - 1, defaults.seed)
+        self.missing_audio = _choices(QComboBox(), MISSING_AUDIO, MISSING_AUDIO_WORDS, defaults.missing_audio)
+        self.absent = _choices(QComboBox(), ABSENT_MODES, ABSENT_WORDS, defaults.absent)
         self.device = QComboBox()
         self.device.addItems(list(devices))
+        self.device.setCurrentIndex(max(0, self.device.findText(defaults.device)))
         self.run_dir = QLineEdit(str(run_dir))
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
@@ -63,10 +90,14 @@ class TrainDialog(QDialog):
         form.addRow("Epochs (at most)", self.epochs)
         form.addRow("Early-stopping patience", self.patience)
         form.addRow("Seed", self.seed)
+        form.addRow("Undecodable audio", self.missing_audio)
+        form.addRow("Absent classes", self.absent)
         form.addRow("Device", self.device)
         form.addRow("Run folder", _path_row(self.run_dir, browse))
-        note = QLabel("Defaults are the seed report's protocol (5 folds, up to 100 epochs, patience 10, "
-                      "seed 1821). Finished folds of the same run are reused.")
+        patience = f"patience {defaults.patience}" if defaults.patience else "no early stopping"
+        note = QLabel(f"Defaults are the seed report's protocol ({defaults.folds} folds, up to {defaults.epochs} "
+                      f"epochs, {patience}, seed {defaults.seed}), as `bst train` uses them. Finished folds "
+                      "of the same run are reused.")
         note.setWordWrap(True)
         note.setObjectName("muted")
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
@@ -91,9 +122,11 @@ class TrainDialog(QDialog):
             self.run_dir.setText(folder)
 
     def config(self) -> TrainConfig:
-        return TrainConfig(mode=self.mode.currentData(), folds=self.folds.value(), epochs=self.epochs.value(),
-                           patience=self.patience.value() or None, seed=self.seed.value(),
-                           device=self.device.currentText())
+        """``TrainConfig()`` with what the dialog shows (every other option keeps its default)."""
+        return replace(self.defaults, mode=self.mode.currentData(), folds=self.folds.value(),
+                       epochs=self.epochs.value(), patience=self.patience.value() or None, seed=self.seed.value(),
+                       missing_audio=self.missing_audio.currentData(), absent=self.absent.currentData(),
+                       device=self.device.currentText())
 
     def chosen_run_dir(self) -> Path:
         return Path(self.run_dir.text()).expanduser()
@@ -101,26 +134,30 @@ class TrainDialog(QDialog):
 
 @dataclass(frozen=True)
 class ExtractOptions:
-    encoder: str                 # "offline" | "clap"
+    encoder: str                 # one of config.ENCODER_NAMES
     checkpoint: str | None
     allow_download: bool
 
 
 class ExtractDialog(QDialog):
-    """Which encoder computes the embeddings (CLAP needs its checkpoint; offline needs nothing)."""
+    """Which encoder computes the embeddings (CLAP needs its checkpoint; offline needs nothing).
+
+    One choice per ``config.ENCODER_NAMES``; ``config.DEFAULT_ENCODER`` is chosen, as in `bst extract`.
+    """
 
     def __init__(self, parent: QWidget | None = None, *, checkpoint: str = "") -> None:
         super().__init__(parent)
         self.setWindowTitle("Extract embeddings")
-        self.clap = QRadioButton("LAION-CLAP 630k-audioset-fusion (the challenge's embeddings)")
-        self.offline = QRadioButton("Offline features (works without any download; not comparable with CLAP)")
-        self.clap.setChecked(True)
+        self.encoders: dict[str, QRadioButton] = {
+            name: QRadioButton(ENCODER_WORDS.get(name, name)) for name in ENCODER_NAMES}
+        self.encoders[DEFAULT_ENCODER].setChecked(True)
         self.checkpoint = QLineEdit(checkpoint)
         self.checkpoint.setPlaceholderText("630k-audioset-fusion-best.pt (empty: look in the usual places)")
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
         self.download = QCheckBox("Download the checkpoint from Hugging Face if it is missing (a large file, once)")
-        self.clap.toggled.connect(self._update)
+        for button in self.encoders.values():
+            button.toggled.connect(self._update)
         note = QLabel("Embeddings are stored in the app's cache, never in your folder. Stopping keeps every "
                       "finished batch; running again computes only the rest.")
         note.setWordWrap(True)
@@ -130,17 +167,22 @@ class ExtractDialog(QDialog):
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
-        layout.addWidget(self.clap)
-        layout.addWidget(_path_row(self.checkpoint, browse))
-        layout.addWidget(self.download)
-        layout.addWidget(self.offline)
+        for name, button in self.encoders.items():
+            layout.addWidget(button)
+            if name == "clap":
+                layout.addWidget(_path_row(self.checkpoint, browse))
+                layout.addWidget(self.download)
         layout.addWidget(note)
         layout.addWidget(buttons)
         self._update()
 
+    @property
+    def encoder(self) -> str:
+        return next(name for name, button in self.encoders.items() if button.isChecked())
+
     def _update(self) -> None:
         for widget in (self.checkpoint, self.download):
-            widget.setEnabled(self.clap.isChecked())
+            widget.setEnabled(self.encoder == "clap")
 
     def _browse(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "CLAP checkpoint", self.checkpoint.text(),
@@ -149,7 +191,6 @@ class ExtractDialog(QDialog):
             self.checkpoint.setText(path)
 
     def options(self) -> ExtractOptions:
-        clap = self.clap.isChecked()
-        return ExtractOptions("clap" if clap else "offline",
-                              (self.checkpoint.text().strip() or None) if clap else None,
+        clap = self.encoder == "clap"
+        return ExtractOptions(self.encoder, (self.checkpoint.text().strip() or None) if clap else None,
                               clap and self.download.isChecked())

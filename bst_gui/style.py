@@ -42,6 +42,11 @@ def readable_text(hex_colour: str) -> str:
     return "#111111" if (lum + 0.05) / 0.05 >= 1.05 / (lum + 0.05) else "#ffffff"
 
 
+def readable_on(background: QColor | str) -> QColor:
+    """:func:`readable_text` on a QColor (or ``#rrggbb``) background, as a QColor."""
+    return QColor(readable_text(QColor(background).name()))
+
+
 @lru_cache(maxsize=64)
 def class_colours(key: str) -> tuple[QColor, QColor]:
     """(background, text) QColors for a class or top-level key in BST colours."""

@@ -5,7 +5,8 @@
 
 Uses the offline demo corpus (synthesized sounds, offline embeddings: no download), a short
 cross-validation and an ensemble prediction, then grabs: the welcome page, the library with a
-selected clip, the results with the confusion matrix (after a cell click), and a running job.
+selected clip, the results with the confusion matrix (after a cell click), a running job, and the
+demo evaluation folder predicted by that run (trained on other data; one undecodable file).
 Also writes the app icon PNGs (packaging/ and bst_gui/icons/) from the SVG.
 """
 
@@ -79,10 +80,11 @@ def main() -> int:
 
     QGuiApplication.setDesktopFileName("bst-studio")
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    from bst_core.training import TrainConfig
+    from bst_core.config import TrainConfig
     from bst_gui import style
     from bst_gui.main_window import MainWindow
     from bst_gui.playback import AudioOutput
+    from bst_gui.run_dialogs import ExtractOptions
     from bst_gui.settings import Settings
 
     style.apply(app)
@@ -151,6 +153,26 @@ def main() -> int:
     save(window, args.out / "job.png")
     window.jobs.cancel()
     wait_job(app, window)
+
+    # the demo evaluation folder, predicted by the demo run (trained on other data): its results are
+    # titled with that data, its out-of-fold predictions stay out; one 0-byte file is text only
+    evaluation = window.corpus.root.parent / "BSD2k-demo"
+    run_dir = window.result.run_dir
+    window.open_source(evaluation)
+    wait_job(app, window)
+    window.start_extraction(ExtractOptions("offline", None, False))
+    wait_job(app, window)
+    window.load_run(run_dir)
+    wait_job(app, window)
+    window.start_prediction()
+    wait_job(app, window)
+    frame = window.library.frame
+    text_only = frame.index[frame["audio"].str.startswith("text only")]
+    window.select_id(str(frame.loc[text_only[0], "id"]) if len(text_only) else str(frame["id"].iloc[0]))
+    window.results_dock.raise_()
+    pump(app, 1.5)
+    window.library_view.table.setFocus()
+    save(window, args.out / "evaluation.png")
     window.close()
     return 0
 

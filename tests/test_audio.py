@@ -235,17 +235,33 @@ def test_probe_reads_the_header(tmp_path: Path) -> None:
         audio.probe(tmp_path / "bad.wav")
 
 
-def test_display_envelope_bounds_the_waveform(tmp_path: Path) -> None:
-    data = tone(3.0)
-    path = write(tmp_path / "e.wav", data, subtype="FLOAT")
-    env = audio.load_for_display(path, max_points=500)
-    assert len(env.mins) <= 500 and len(env.mins) == len(env.maxs) == len(env.times)
-    assert env.maxs.max() == pytest.approx(0.5, abs=1e-3)
-    assert env.mins.min() == pytest.approx(-0.5, abs=1e-3)
-    assert (env.mins <= env.maxs).all()
-    with pytest.raises(BadInputError, match="not an audio file"):
-        (tmp_path / "x.wav").write_text("nope")
-        audio.load_for_display(tmp_path / "x.wav")
+def test_envelope_bounds_the_waveform() -> None:
+    samples = tone(3.0).astype(np.float32)
+    times, mins, maxs = audio.envelope(samples, 44_100, points=500)
+    assert len(mins) <= 500 and len(mins) == len(maxs) == len(times)
+    assert maxs.max() == samples.max() and mins.min() == samples.min()
+    assert (mins <= maxs).all() and times[0] == 0 and np.all(np.diff(times) > 0)
+    wave = np.sin(np.linspace(0, 200, 10_000)).astype(np.float32)
+    times, mins, maxs = audio.envelope(wave, 1000, points=100)
+    assert len(times) == 100 and times[1] == pytest.approx(0.1)
+    assert [len(a) for a in audio.envelope(np.zeros(0, np.float32), 1000)] == [0, 0, 0]
+
+
+def test_probe_durations_reports_batches_and_skips_bad_files(tmp_path: Path) -> None:
+    from bst_core.jobs import Cancelled, Job
+
+    good = write(tmp_path / "a.wav", tone(1.5))
+    (tmp_path / "bad.wav").write_bytes(b"")
+    paths = np.array([str(good), "", str(tmp_path / "bad.wav"), str(good)], dtype=object)
+    seen = []
+    out = audio.probe_durations(paths, Job(seen.append), batch=3)
+    assert out[0] == pytest.approx(1.5) and out[3] == pytest.approx(1.5)
+    assert np.isnan(out[1]) and np.isnan(out[2])
+    assert [p.data["positions"] for p in seen] == [(0, 3), (3, 4)]
+    job = Job()
+    job.cancel()
+    with pytest.raises(Cancelled):
+        audio.probe_durations(paths, job)
 
 
 def test_spectrogram_peaks_at_the_tone() -> None:

@@ -15,14 +15,14 @@ from PySide6.QtCore import QModelIndex, Qt
 
 from bst_core import taxonomy
 from bst_core.corpus import empty_table
-from bst_core.library_query import Filters, library_frame
+from bst_core.library_query import LIBRARY_COLUMNS, Filters, library_frame
 from bst_gui import style
-from bst_gui.library_model import COLUMNS, LibraryModel
+from bst_gui.library_model import LibraryModel
 from bst_gui.library_view import LibraryView
 
 pytestmark = pytest.mark.gui
 
-COL = {name: i for i, name in enumerate(COLUMNS)}
+COL = {name: i for i, name in enumerate(LIBRARY_COLUMNS)}
 
 
 def make_frame(n: int = 60, seed: int = 0) -> pd.DataFrame:
@@ -35,7 +35,8 @@ def make_frame(n: int = 60, seed: int = 0) -> pd.DataFrame:
     table["label"] = [taxonomy.CLASS_KEYS[i % taxonomy.NUM_CLASSES] for i in range(n)]
     table["audio_path"] = [f"/sounds/{1000 + i}.wav" for i in range(n)]
     table["duration_s"] = rng.uniform(0.1, 30, n)
-    return library_frame(table)
+    status = ["text only: empty file (0 bytes)" if i % 10 == 3 else "ok" for i in range(n)]
+    return library_frame(table, status)
 
 
 @pytest.fixture()
@@ -55,7 +56,7 @@ def visible(model: LibraryModel) -> list[str]:
 
 
 def test_model_shows_every_row_with_display_text_and_roles(model: LibraryModel) -> None:
-    assert model.rowCount() == 60 and model.columnCount() == len(COLUMNS)
+    assert model.rowCount() == 60 and model.columnCount() == len(LIBRARY_COLUMNS)
     index = model.index(0, COL["truth"])
     key = model.data(index)
     background, text = style.class_colours(key)
@@ -69,6 +70,21 @@ def test_model_shows_every_row_with_display_text_and_roles(model: LibraryModel) 
     assert model.probabilities("1000") is not None and model.attention_of("1000") is not None
 
 
+def test_audio_status_column_names_what_the_prediction_was_made_from(model: LibraryModel) -> None:
+    column = COL["audio"]
+    assert model.headerData(column, Qt.Orientation.Horizontal) == "Audio"
+    row = model.row_of("1003")
+    index = model.index(row, column)
+    assert model.data(index) == "text only: empty file (0 bytes)"
+    assert model.data(index, Qt.ItemDataRole.ForegroundRole) is not None       # shown as a notice
+    assert model.data(model.index(model.row_of("1000"), column)) == "ok"
+    assert model.data(model.index(model.row_of("1000"), column), Qt.ItemDataRole.ForegroundRole) is None
+    # the predictions' own status replaces it for the rows they cover
+    model.set_predictions(["1000"], ["fx-o"], [0.5], audio_status=["text only: not an audio file"])
+    assert model.record("1000")["audio"] == "text only: not an audio file"
+    assert model.record("1003")["audio"] == "text only: empty file (0 bytes)"
+
+
 def test_class_colours_have_readable_text() -> None:
     for cls in taxonomy.classes():
         background = cls.colour
@@ -76,6 +92,7 @@ def test_class_colours_have_readable_text() -> None:
         lum_bg, lum_text = style.luminance(background), style.luminance(text)
         contrast = (max(lum_bg, lum_text) + 0.05) / (min(lum_bg, lum_text) + 0.05)
         assert contrast >= 4.0, (cls.key, background, text, contrast)
+        assert style.readable_on(background).name() == text     # one formula for every widget
 
 
 def test_query_and_filters_select_rows(model: LibraryModel) -> None:
@@ -97,7 +114,7 @@ def test_query_and_filters_select_rows(model: LibraryModel) -> None:
 
 
 def test_sort_by_every_column_keeps_rows_and_orders_them(model: LibraryModel) -> None:
-    for column, name in enumerate(COLUMNS):
+    for column, name in enumerate(LIBRARY_COLUMNS):
         model.sort(column, Qt.SortOrder.AscendingOrder)
         assert sorted(visible(model)) == sorted(model.frame["id"])
         if name in ("duration_s", "confidence"):

@@ -15,11 +15,11 @@ pytest.importorskip("pytestqt")
 from PySide6.QtCore import QSettings, Qt
 
 from bst_core import taxonomy
+from bst_core.config import TrainConfig
 from bst_core.errors import BadInputError
 from bst_core.jobs import Progress
-from bst_core.training import TrainConfig
 from bst_gui.app import display_problem, main
-from bst_gui.jobs import JobRunner, describe_error, format_eta, overall_fraction
+from bst_gui.jobs import JobRunner, describe_error, format_eta
 from bst_gui.main_window import MainWindow
 from bst_gui.playback import AudioOutput, Audition, PlaybackBuffer
 from bst_gui.settings import Settings
@@ -182,12 +182,21 @@ def test_corrupt_sources_and_files_give_readable_messages(qtbot: Any, window: Ma
 def test_cross_validation_then_confusion_cell_shows_exactly_those_clips(qtbot: Any, window: MainWindow,
                                                                         bsd_root: Path, tmp_path: Path) -> None:
     open_source(qtbot, window, bsd_root)
+    selected = window.current_id()
+    assert selected and "No prediction yet" in window.clip_panel.guesses.text()
     progress: list[Progress] = []
     window.jobs.progress.connect(progress.append)
     assert window.start_cross_validation(SHORT_CV, tmp_path / "run")
     wait_job(qtbot, window)
     assert not window.errors, window.errors
     assert window.result is not None and len(window.result.fold_reports) == 2
+    # the run is this source's: its out-of-fold predictions fill the table and the clip panel at once
+    assert window.session.run_is_for_source and window.predictions.origin == "out-of-fold"
+    assert window.current_id() == selected and "No prediction yet" not in window.clip_panel.guesses.text()
+    assert window.clip_panel.caption.text().startswith("Out-of-fold predictions of run run")
+    assert window.library_view.caption_label.text() == window.clip_panel.caption.text()
+    assert window.results_view.title.text() == f"Run run — trained on {window.result.dataset_label}"
+    assert not window.results_view.notice.isVisibleTo(window.results_view)
     assert any("epoch" in p.data for p in progress)
     if window.training_curves is not None:
         assert window.training_curves.folds() == [1, 2]
@@ -241,6 +250,49 @@ def test_relabel_keys_write_the_database_and_undo(qtbot: Any, window: MainWindow
     assert len(exported) == len(window.corpus)
 
 
+def test_a_locked_workspace_is_not_shown_as_saved(qtbot: Any, window: MainWindow, bsd_root: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    from bst_core import workspace as workspace_module
+
+    monkeypatch.setattr(workspace_module, "BUSY_TIMEOUT_S", 0.05)
+    open_source(qtbot, window, bsd_root)
+    table = window.library_view.table
+    window.library_view.select_row(0)
+    table.setFocus()
+    first = window.current_id()
+    qtbot.keyClick(table, Qt.Key.Key_4)
+    qtbot.keyClick(table, Qt.Key.Key_1)                       # fx-o, saved; the cursor moves on
+    second = window.current_id()
+    assert window.library.record(first)["edited"] == "fx-o" and second != first
+
+    other = sqlite3.connect(window.workspace.path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")                         # another program holds the database
+    try:
+        qtbot.keyClick(table, Qt.Key.Key_5)
+        qtbot.keyClick(table, Qt.Key.Key_3)                   # ss-u: cannot be saved
+        assert window.library.record(second)["edited"] == ""  # the table keeps the old label
+        assert window.current_id() == second                  # and does not move on
+        assert len(window.errors) == 1
+        title, message, _details = window.errors[0]
+        assert "not being saved" in title and "is locked by another program (another BST Studio window?); " \
+            "close it and try again" in message and "move it away" not in message
+        assert "is locked by another program" in window.statusBar().currentMessage()
+        qtbot.keyClick(table, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)   # undo: not saved either
+        assert window.library.record(first)["edited"] == "fx-o"
+        assert window.statusBar().currentMessage().startswith("Undo not saved: ")
+        assert len(window.errors) == 1                        # the dialog once; the status bar each time
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert window.workspace.edited_labels() == {first: "fx-o"}
+    qtbot.keyClick(table, Qt.Key.Key_5)
+    qtbot.keyClick(table, Qt.Key.Key_3)                       # free again: saved and shown
+    assert window.library.record(second)["edited"] == "ss-u"
+    assert window.workspace.label_of(second) == "ss-u"
+
+
 # --- predict + export ------------------------------------------------------------------------------------
 
 def test_predict_evaluation_folder_and_export_a_valid_package(qtbot: Any, window: MainWindow, eval_root: Path,
@@ -290,6 +342,63 @@ def test_predict_evaluation_folder_and_export_a_valid_package(qtbot: Any, window
     assert refused == [True]
     assert written == tmp_path / "via-dialog" / "task1" / "Tester_BST_task1_2"
     assert validate_package_dir(written, window.corpus.ids) == []
+
+
+def test_a_run_of_other_data_shows_its_results_but_keeps_its_predictions_out(
+        qtbot: Any, window: MainWindow, eval_root: Path, trained_run: Path) -> None:
+    open_source(qtbot, window, eval_root)
+    window.load_run(trained_run)
+    wait_job(qtbot, window)
+    assert not window.errors, window.errors
+    run = window.result
+    assert run is not None and not window.session.run_is_for_source
+    assert window.results_view.title.text() == f"Run {trained_run.name} — trained on {run.dataset_label}"
+    assert "BSD10k-synthetic" in run.dataset_label
+    assert window.results_view.notice.isVisibleTo(window.results_view)
+    assert (window.library.frame["prediction"] == "").all()        # no out-of-fold predictions here
+    assert window.predictions is None and not window.library_view.caption_label.isVisibleTo(window)
+    assert "No prediction yet" in window.clip_panel.guesses.text()
+    assert window.show_confusion_cell(*run.oof[["truth", "prediction"]].iloc[0]) == 0
+    assert "trained on" in window.statusBar().currentMessage()
+
+    assert window.start_prediction()
+    wait_job(qtbot, window)
+    caption = window.session.prediction_caption()
+    assert caption == f"predictions of run {trained_run.name} on this source (2 fold model(s))"
+    assert window.clip_panel.caption.text() == caption[0].upper() + caption[1:]
+    assert window.library_view.caption_label.text() == caption[0].upper() + caption[1:]
+    assert (window.library.frame["prediction"] != "").all()
+
+
+def test_undecodable_audio_is_predicted_from_text_only_and_says_so(
+        qtbot: Any, window: MainWindow, eval_root: Path, trained_run: Path, tmp_path: Path) -> None:
+    from bst_core.workspace import read_labels_csv
+
+    copy = tmp_path / "eval"
+    shutil.copytree(eval_root, copy)
+    vectors = sorted((copy / "features" / "clap_audio_embeddings").glob("*.npy"))
+    mute = vectors[0].stem
+    np.save(vectors[0], np.zeros_like(np.load(vectors[0])))   # no usable audio for this item
+    open_source(qtbot, window, copy)
+    status = window.library.record(mute)["audio"]
+    assert status.startswith("text only: ")
+    window.load_run(trained_run)
+    wait_job(qtbot, window)
+    assert window.start_prediction()
+    wait_job(qtbot, window)
+    assert not window.errors, window.errors
+    assert window.select_id(mute)
+    reason = status.removeprefix("text only: ")
+    panel = window.clip_panel
+    assert panel.text_only.isVisibleTo(panel) and panel.text_only.text() == \
+        f"Predicted from text only (audio: {reason})."
+    assert panel.attention.weights is None and "no audio attention" in panel.attention.note
+    other = next(i for i in window.current_ids() if i != mute)
+    window.select_id(other)
+    assert not panel.text_only.isVisibleTo(panel) and panel.attention.weights is not None
+    exported = read_labels_csv(window.export_labels(tmp_path / "labels.csv")).set_index("id")
+    assert exported.loc[mute, "audio_status"] == status and exported.loc[other, "audio_status"] == "ok"
+
 
 
 # --- cancel, close, errors ------------------------------------------------------------------------------
@@ -353,11 +462,23 @@ def test_job_errors_become_readable_messages(qtbot: Any) -> None:
 
 
 def test_progress_helpers() -> None:
-    assert overall_fraction(Progress("fold 2/4", 5, 10)) == pytest.approx(1.5 / 4)
-    assert overall_fraction(Progress("extract", 3, 4)) == pytest.approx(0.75)
-    assert overall_fraction(Progress("read", 0, None)) is None
+    assert Progress("fold 2/4", 5, 10).overall_fraction == pytest.approx(1.5 / 4)
+    assert Progress("extract", 3, 4).overall_fraction == pytest.approx(0.75)
+    assert Progress("read", 0, None).overall_fraction is None
+    # time left is the core's: the series "fold */4" started 30 s ago and is 1.5/4 done
+    assert Progress("fold 2/4", 5, 10, elapsed_s=3, series_elapsed_s=30).eta_s == pytest.approx(50)
+    assert Progress("extract", 1, 1000, elapsed_s=5).eta_s is None          # too early to say
+    assert format_eta(Progress("extract", 3, 4, elapsed_s=30).eta_s) == "about 10 s left"
     assert format_eta(30) == "about 30 s left" and format_eta(600) == "about 10 min left"
     assert format_eta(None) == ""
+
+    from bst_core.jobs import Job
+
+    seen: list[Progress] = []
+    job = Job(seen.append)
+    job.progress("fold 1/2", 1, 2)
+    job.progress("fold 2/2", 0, 2)
+    assert seen[1].elapsed_s == 0 and seen[1].series_elapsed_s >= seen[0].series_elapsed_s
 
 
 # --- audition ----------------------------------------------------------------------------------------------
@@ -428,8 +549,11 @@ def test_keyboard_audition(qtbot: Any, window: MainWindow, bsd_root: Path) -> No
 
 
 def test_clip_display_helpers(qtbot: Any) -> None:
-    from bst_gui.clip_panel import envelope, log_frequency, plain_text
+    from bst_core.audio import envelope
+    from bst_gui.clip_panel import log_frequency, plain_text, text_only_reason
 
+    assert text_only_reason("text only: empty file (0 bytes)") == "empty file (0 bytes)"
+    assert text_only_reason("ok") == "" and text_only_reason("") == ""
     assert plain_text("<p>Truck, recorded <b>close</b>.<br>More at <a href='x'>here</a> &amp; there</p>") == \
         "Truck, recorded close.\nMore at here & there"
 
@@ -442,3 +566,60 @@ def test_clip_display_helpers(qtbot: Any) -> None:
     assert shown.shape == (64, 4)
     assert np.all(np.diff(shown[:, 0]) >= 0)                            # low → high frequency
     assert shown[-1, 0] == pytest.approx(512) and shown[0, 0] == pytest.approx(40 / 22050 * 512, rel=1e-3)
+
+
+# --- dialogs agree with the CLI; extraction keeps the table ----------------------------------------------
+
+def test_dialog_defaults_and_choices_come_from_the_core_config(qtbot: Any, tmp_path: Path) -> None:
+    from bst_core.config import DEFAULT_ENCODER, ENCODER_NAMES, MISSING_AUDIO, MODES
+    from bst_gui.run_dialogs import ExtractDialog, TrainDialog
+
+    extract = ExtractDialog()
+    qtbot.addWidget(extract)
+    assert extract.options().encoder == DEFAULT_ENCODER and tuple(extract.encoders) == ENCODER_NAMES
+    train = TrainDialog(tmp_path / "run")
+    qtbot.addWidget(train)
+    assert train.config() == TrainConfig()
+    assert tuple(train.mode.itemData(i) for i in range(train.mode.count())) == MODES
+    assert tuple(train.missing_audio.itemData(i) for i in range(train.missing_audio.count())) == MISSING_AUDIO
+
+
+def test_extraction_fills_the_audio_column_without_losing_the_table(qtbot: Any, window: MainWindow,
+                                                                     tmp_path: Path) -> None:
+    import soundfile
+
+    from bst_gui.run_dialogs import ExtractOptions
+
+    folder = tmp_path / "sounds"
+    folder.mkdir()
+    t = np.arange(8000) / 16000
+    for k in range(4):
+        soundfile.write(folder / f"tone{k}.wav", 0.3 * np.sin(2 * np.pi * (200 + 100 * k) * t), 16000)
+    (folder / "empty.wav").write_bytes(b"")
+    open_source(qtbot, window, folder)
+    assert not window.session.has_embeddings
+    assert (window.library.frame["audio"] == "").all()         # nothing computed yet: no claim
+    window.library_view.search.setText("tone")
+    shown = window.library.rowCount()
+    assert window.start_extraction(ExtractOptions("offline", None, False))
+    wait_job(qtbot, window)
+    assert not window.errors, window.errors
+    assert window.session.has_embeddings and window.library.rowCount() == shown   # search kept
+    audio = dict(zip(window.library.frame["title"], window.library.frame["audio"], strict=True))
+    assert audio["empty"].startswith("text only: empty file") and audio["tone0"] == "ok"
+
+
+def test_closing_the_source_resets_every_view(qtbot: Any, window: MainWindow, bsd_root: Path,
+                                             trained_run: Path) -> None:
+    open_source(qtbot, window, bsd_root)
+    window.load_run(trained_run)                      # this source's run: its out-of-fold predictions show
+    wait_job(qtbot, window)
+    assert window.session.run_is_for_source and window.library_view.caption_label.isVisibleTo(window)
+    workspace = window.workspace
+    window.close_source()
+    assert window.corpus is None and window.result is None and window.workspace is None
+    assert window.stack.currentWidget() is window.welcome and window.library.rowCount() == 0
+    assert window.results_view.data is None and not window.library_view.caption_label.isVisibleTo(window)
+    assert not window.export_labels_action.isEnabled() and not window.predict_action.isEnabled()
+    with pytest.raises(Exception, match="closed"):
+        workspace.edited_labels()

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QListWidget
 from bst_core.errors import BadInputError
 from bst_core.metrics import evaluate
 from bst_core.taxonomy import BY_KEY, CLASS_KEYS
-from bst_core.workspace import Workspace, read_labels_csv
+from bst_core.workspace import Workspace
 from bst_gui.export_dialog import ExportDialog, label_problem, package_exporter
 from bst_gui.relabel import ClassPicker, KeyLegend, RelabelController, chord_for, class_for_chord, rank_classes
 
@@ -160,14 +160,34 @@ def test_legend_shows_every_class_and_the_last_edit(controller, qtbot) -> None:
     assert all(key in texts for key in CLASS_KEYS)
 
 
-def test_export_labels_csv_from_the_controller(controller, workspace, host, tmp_path) -> None:
-    controller.assign("m-m")
-    table = pd.DataFrame({"id": host.ids, "label": ["fx-o"] * 10})
-    path = controller.export_labels(table, SimpleNamespace(ids=host.ids, labels=["fx-v"] * 10,
-                                                           scores=np.full(10, 0.5)), path=str(tmp_path / "l.csv"))
-    back = read_labels_csv(path)
-    assert back.loc[0, "edited_label"] == "m-m" and back.loc[1, "edited_label"] == ""
-    assert list(back["prediction"].unique()) == ["fx-v"]
+def test_an_edit_the_workspace_cannot_save_is_not_shown_as_saved(qtbot, tmp_path, host) -> None:
+    import sqlite3
+
+    ws = Workspace(tmp_path / "locked.sqlite", busy_timeout_s=0.05)
+    ws.assign(["s0"], "fx-o")
+    controller = RelabelController(workspace=ws, selected_ids=lambda: host.selection, advance=host.advance,
+                                   refresh=host.refreshed.append,
+                                   predictions=lambda ids: [host.predicted[i] for i in ids])
+    failures: list[str] = []
+    controller.save_failed.connect(failures.append)
+    other = sqlite3.connect(tmp_path / "locked.sqlite", isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        with qtbot.assertNotEmitted(controller.labels_changed):
+            assert controller.assign("ss-n") == []
+            assert controller.accept_predictions() == []
+            assert controller.undo() == []
+            assert controller.redo() == []
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert len(failures) == 4 and all("is locked by another program" in f for f in failures)
+    assert failures[0].startswith("Label edit not saved") and failures[2].startswith("Undo not saved")
+    assert host.position == 0 and host.refreshed == []           # the cursor stayed, nothing refreshed
+    assert ws.edited_labels() == {"s0": "fx-o"}
+    controller.assign("ss-n")                                    # free again: saved and shown
+    assert ws.edited_labels() == {"s0": "ss-n"} and host.refreshed == [["s0"]]
+    ws.close()
 
 
 # --- export dialog -------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ the adapter over a run's metrics.json, live training curves."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -16,14 +17,15 @@ pytest.importorskip("pyqtgraph")
 
 from PySide6.QtCore import QPoint, Qt
 
-from bst_core.errors import BadInputError
+from bst_core.config import TrainConfig
+from bst_core.corpus import EncoderInfo
 from bst_core.jobs import Progress
-from bst_core.metrics import confusion_matrix, evaluate, summarize
-from bst_core.runs import json_ready
+from bst_core.metrics import confusion_matrix, evaluate
+from bst_core.runs import CrossValResult, oof_table, results_from_table
 from bst_core.taxonomy import CLASS_INDEX, CLASS_KEYS
 from bst_gui.class_bars import ClassBars
 from bst_gui.confusion_view import ConfusionView
-from bst_gui.results_view import ResultsView, results_from_metrics
+from bst_gui.results_view import ResultsView
 from bst_gui.training_curves import TrainingCurves
 
 pytestmark = pytest.mark.gui
@@ -39,23 +41,27 @@ def _predictions(n: int = 400, seed: int = 0) -> tuple[list[str], list[str]]:
     return keys[truth].tolist(), pred_keys.tolist()
 
 
-def _metrics_json(folds: int = 3) -> dict:
-    """A run's metrics.json as bst_core.training writes it."""
-    reports, truth_all, pred_all = [], [], []
-    for k in range(folds):
-        truth, pred = _predictions(seed=k)
-        reports.append(evaluate(truth, pred))
-        truth_all += truth
-        pred_all += pred
-    summary = summarize(reports)
-    return json_ready({
-        "lam": 0.75, "absent": "reference", "mode": "both", "n_items": len(truth_all),
-        "folds_done": list(range(1, folds + 1)), "status": "complete",
-        "folds": [{"fold": k, "best_epoch": 3, **r.to_dict()} for k, r in enumerate(reports, start=1)],
-        "summary": {name: {"mean": m, "std": s} for name, (m, s) in summary.items()},
-        "pooled": evaluate(truth_all, pred_all).to_dict(), "class_keys": list(CLASS_KEYS),
-        "confusion": confusion_matrix(truth_all, pred_all),
-    })
+def _result(folds: int = 3, *, of: int | None = None, dataset_root: str = "/data/BSD10k",
+            synthetic: bool = False) -> CrossValResult:
+    """A cross-validation result as ``runs.py`` builds it (``folds`` finished of ``of``)."""
+    of = of or folds
+    ids, truth, pred, fold_of = [], [], [], []
+    for k in range(1, folds + 1):
+        t, p = _predictions(seed=k)
+        ids += [f"{k}-{i}" for i in range(len(t))]
+        truth += t
+        pred += p
+        fold_of += [k] * len(t)
+    probs = np.full((len(pred), len(CLASS_KEYS)), 0.01)
+    probs[np.arange(len(pred)), [CLASS_INDEX[p] for p in pred]] = 0.9
+    oof = oof_table(ids, truth, probs, np.array(fold_of), ["ok"] * len(ids))
+    config = TrainConfig(folds=of)
+    best = {k: 3 for k in range(1, folds + 1)}
+    reports, pooled, confusion = results_from_table(oof, best, config)
+    return CrossValResult(Path("/runs/run-7"), config, EncoderInfo("offline-logmel-ngram", "1", 192, 512), reports,
+                          oof, pooled, confusion, folds=sorted(best), best_epochs=list(best.values()),
+                          status="complete" if folds == of else "partial", dataset_root=dataset_root,
+                          synthetic=synthetic)
 
 
 def test_clicking_a_confusion_cell_emits_truth_and_prediction(qtbot) -> None:
@@ -112,17 +118,21 @@ def test_clicking_a_class_bar_emits_its_key(qtbot) -> None:
 def test_results_view_shows_folds_summary_and_mode(qtbot) -> None:
     view = ResultsView()
     qtbot.addWidget(view)
-    metrics = _metrics_json(folds=3)
-    view.set_result(metrics)
+    result = _result(folds=3)
+    view.set_result(result)
+    assert view.title.text() == "Run run-7 — trained on BSD10k"
     table = view.table_text()
     assert [row[0] for row in table[1:]] == ["fold 1", "fold 2", "fold 3", "mean ± std", "pooled (out-of-fold)"]
     hf_column = table[0].index("hF")
-    mean, std = metrics["summary"]["hF"]["mean"], metrics["summary"]["hF"]["std"]
+    mean, std = result.summary["hF"]
     assert table[4][hf_column] == f"{100 * mean:.2f} ± {100 * std:.2f}"
-    assert table[1][hf_column] == f"{100 * metrics['folds'][0]['hF']:.2f}"
+    assert table[1][hf_column] == f"{100 * result.fold_reports[0].hF:.2f}"
+    assert table[5][hf_column] == f"{100 * result.report.hF:.2f}"
     assert "reference (organizers' behaviour" in view.mode_label.text()
     assert "λ = 0.75" in view.mode_label.text() and "fx-m" in view.mode_label.text()
-    np.testing.assert_array_equal(view.confusion.canvas.counts(), np.asarray(metrics["confusion"]))
+    assert "3-fold cross-validation" in view.mode_label.text() and "offline-logmel-ngram" in view.mode_label.text()
+    assert not view.notice.isVisibleTo(view)
+    np.testing.assert_array_equal(view.confusion.canvas.counts(), result.confusion)
     emitted = []
     view.cell_clicked.connect(lambda t, p: emitted.append((t, p)))
     view.class_clicked.connect(lambda k: emitted.append(k))
@@ -133,20 +143,16 @@ def test_results_view_shows_folds_summary_and_mode(qtbot) -> None:
     assert view.data is None and view.table.rowCount() == 0
 
 
-def test_adapter_reads_a_single_report_and_a_cross_val_result() -> None:
-    truth, pred = _predictions()
-    report = evaluate(truth, pred, absent="strict")
-    data = results_from_metrics({**report.to_dict(), "confusion": confusion_matrix(truth, pred).tolist()})
-    assert data.folds == [] and data.absent == "strict" and data.pooled.hF == pytest.approx(report.hF)
-    result = SimpleNamespace(fold_reports=[report, report], folds=[1, 2], report=report,
-                             summary=summarize([report, report]), confusion=confusion_matrix(truth, pred),
-                             status="complete")
-    data = results_from_metrics(result)
-    assert [k for k, _ in data.folds] == [1, 2] and data.summary["hF"][1] == 0
-    with pytest.raises(BadInputError, match=r"metrics\.json"):
-        results_from_metrics({"something": 1})
-    with pytest.raises(BadInputError, match="taxonomy order"):
-        results_from_metrics({**report.to_dict(), "confusion": [[1, 2], [3, 4]]})
+def test_a_run_of_other_data_is_titled_with_that_data(qtbot) -> None:
+    view = ResultsView()
+    qtbot.addWidget(view)
+    view.set_result(_result(folds=2, of=5, dataset_root="/demo/BSD10k-demo", synthetic=True), for_source=False)
+    assert view.title.text() == "Run run-7 — trained on BSD10k-demo (synthetic)"
+    assert view.notice.isVisibleTo(view) and "Not the open source" in view.notice.text()
+    assert "2 of 5 folds" in view.mode_label.text() and "folds 3, 4, 5 not finished" in view.mode_label.text()
+    assert [row[0] for row in view.table_text()[1:]] == ["fold 1", "fold 2", "mean ± std", "pooled (out-of-fold)"]
+    view.set_result(_result(folds=2))
+    assert not view.notice.isVisibleTo(view)
 
 
 def test_training_curves_follow_progress_and_load_a_run(qtbot) -> None:
@@ -179,7 +185,7 @@ def test_widgets_render_to_png(qtbot, tmp_path) -> None:
     qtbot.addWidget(view)
     view.resize(1200, 900)
     empty = view.grab()
-    view.set_result(_metrics_json())
+    view.set_result(_result())
     view.confusion.set_mode("row")
     full = view.grab()
     assert not empty.isNull() and full.width() == 1200

@@ -42,9 +42,22 @@ def ids(frame: pd.DataFrame, mask: np.ndarray) -> list[str]:
 
 def test_library_frame_has_display_columns_and_status(frame: pd.DataFrame) -> None:
     assert set(LIBRARY_COLUMNS) <= set(frame.columns)
+    assert frame["audio"].tolist() == [""] * 5            # no embeddings yet: unknown
     assert frame["status"].tolist() == ["ok", "ok", "no audio", "ok", "ok"]
     assert frame["top"].tolist() == ["fx", "ss", "fx", "ss", "is"]   # prediction's top level
     assert np.isnan(frame["duration_s"]).all()
+
+
+def test_audio_status_comes_from_the_corpus_then_from_the_predictions() -> None:
+    table = empty_table(3)
+    table["id"] = ["1", "2", "3"]
+    frame = library_frame(table, ["ok", "text only: empty file (0 bytes)", "ok"])
+    assert frame["audio"].tolist() == ["ok", "text only: empty file (0 bytes)", "ok"]
+    set_predictions(frame, ["3", "1"], ["fx-o", "fx-v"], [0.5, 0.6],
+                    audio_status=["text only: not an audio file", "ok"])
+    assert frame["audio"].tolist() == ["ok", "text only: empty file (0 bytes)", "text only: not an audio file"]
+    with pytest.raises(ValueError, match="audio statuses"):
+        library_frame(table, ["ok"])
 
 
 def test_set_predictions_aligns_by_id_and_clears_missing(frame: pd.DataFrame) -> None:

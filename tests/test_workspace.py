@@ -199,3 +199,68 @@ def test_assign_each_is_one_batch_with_per_id_labels(ws: Workspace) -> None:
     with pytest.raises(BadInputError, match="'x-y'"):
         ws.assign_each({"a": "x-y", "b": "fx-o"})
     assert ws.edited_labels() == {"a": "fx-o"}
+
+
+# --- locked database, disk full ---------------------------------------------------------------------
+
+@pytest.fixture
+def locked(tmp_path: Path) -> Iterator[tuple[Workspace, sqlite3.Connection]]:
+    """A workspace with one edit, and a second connection holding the database with BEGIN EXCLUSIVE."""
+    workspace = Workspace(tmp_path / "ws.sqlite", busy_timeout_s=0.05)
+    workspace.assign(["a"], "fx-o")
+    workspace.assign(["b"], "fx-v")
+    workspace.undo()
+    other = sqlite3.connect(tmp_path / "ws.sqlite", isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    yield workspace, other
+    other.close()
+    workspace.close()
+
+
+def test_a_locked_database_says_so_and_changes_nothing(locked: tuple[Workspace, sqlite3.Connection],
+                                                       tmp_path: Path) -> None:
+    ws, other = locked
+    for attempt in (lambda: ws.assign(["a"], "ss-n"), lambda: ws.assign_each({"c": "is-k"}), ws.undo, ws.redo):
+        with pytest.raises(BadInputError, match=r"ws\.sqlite is locked by another program \(another BST Studio "
+                                                r"window\?\); close it and try again") as caught:
+            attempt()
+        assert "move it away" not in str(caught.value)
+    with pytest.raises(BadInputError, match="is locked by another program"):
+        Workspace(tmp_path / "ws.sqlite", busy_timeout_s=0.05)   # opening it too: not "move it away"
+    other.execute("ROLLBACK")
+    assert ws.edited_labels() == {"a": "fx-o"} and ws.can_redo
+    assert ws.edit_log()["state"].tolist() == ["done", "undone"]
+    assert ws.assign(["a"], "ss-n") == ["a"]                  # free again: saving works
+
+
+def test_a_full_disk_says_so_and_changes_nothing(ws: Workspace) -> None:
+    from bst_core.workspace import WorkspaceSaveError
+
+    ws.assign(["a"], "fx-o")
+    pages = ws._conn.execute("PRAGMA page_count").fetchone()[0]
+    ws._conn.execute(f"PRAGMA max_page_count = {pages}")      # SQLITE_FULL on the next growth
+    with pytest.raises(WorkspaceSaveError, match=r"disk full while saving .*ws\.sqlite; free space and try again"):
+        ws.assign([f"id{i}" for i in range(3000)], "fx-v")
+    assert ws.edited_labels() == {"a": "fx-o"}
+    assert len(ws.edit_log()) == 1
+
+
+def test_only_a_foreign_or_damaged_file_is_to_be_moved_away(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4000)   # a damaged header
+    with pytest.raises(BadInputError, match="move it away"):
+        Workspace(junk)
+
+
+def test_export_carries_the_audio_status(ws: Workspace, tmp_path: Path) -> None:
+    table = pd.DataFrame({"id": ["1", "2", "3"], "label": ["fx-o", "", ""],
+                          "audio_status": ["ok", "text only: empty file (0 bytes)", "ok"]})
+    back = read_labels_csv(ws.export_labels_csv(tmp_path / "a.csv", table))
+    assert back["audio_status"].tolist() == ["ok", "text only: empty file (0 bytes)", "ok"]
+    predictions = SimpleNamespace(ids=["3"], labels=["is-k"], scores=np.array([0.4]),
+                                  audio_status=["text only: not an audio file"])
+    back = read_labels_csv(ws.export_labels_csv(tmp_path / "b.csv", table, predictions))
+    assert back["audio_status"].tolist() == ["ok", "text only: empty file (0 bytes)", "text only: not an audio file"]
+    old = tmp_path / "old.csv"                 # written before the column existed: still reads
+    back.drop(columns=["audio_status"]).to_csv(old, index=False)
+    assert read_labels_csv(old)["audio_status"].tolist() == ["", "", ""]
