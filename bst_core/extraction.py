@@ -263,3 +263,35 @@ def _embed_batch(encoder: Encoder, decoded: Sequence[Decoded]) -> tuple[np.ndarr
                 status[k] = "audio_failed"
                 reasons[k] = f"audio encoder failed ({type(exc).__name__}: {exc})"
     return audio, status, reasons
+
+
+def stale_items(corpus: Corpus, store: EmbeddingStore) -> tuple[list[str], list[str]]:
+    """``(missing, changed)`` ids of ``corpus`` against ``store``, cheaply (one ``stat`` per file, one
+    hash per text): ``missing`` are not in the store; ``changed`` have an audio file whose size or
+    mtime differs from what was embedded, or a title/tags/description that changed since."""
+    table = corpus.table
+    ids = table["id"].astype(str).tolist()
+    previous = store.items().set_index("id").reindex(ids)
+    missing = previous["status"].isna().to_numpy()
+    paths = (table["audio_path"].fillna("").astype(str).tolist() if "audio_path" in table.columns
+             else [""] * len(ids))
+    text_fields = table.reindex(columns=["title", "tags", "description"]).fillna("").astype(str)
+    hashes = [text_hash(text_for(*fields)) for fields in text_fields.itertuples(index=False, name=None)]
+    stored_hash = previous["text_hash"].fillna("").to_numpy(dtype=object)
+    stored_size = previous["size"].fillna(-1).to_numpy(dtype=np.int64)
+    stored_mtime = previous["mtime_ns"].fillna(0).to_numpy(dtype=np.int64)
+    changed = []
+    for k, path in enumerate(paths):
+        if missing[k]:
+            continue
+        if stored_hash[k] and stored_hash[k] != hashes[k]:
+            changed.append(ids[k])
+            continue
+        try:
+            info = os.stat(path) if path else None
+        except OSError:
+            info = None
+        size, mtime = (int(info.st_size), int(info.st_mtime_ns)) if info else (-1, 0)
+        if (size, mtime) != (int(stored_size[k]), int(stored_mtime[k])):
+            changed.append(ids[k])
+    return [i for i, m in zip(ids, missing, strict=True) if m], changed

@@ -14,7 +14,7 @@ Search syntax (:func:`parse_query`), terms ANDed, case-insensitive:
   means any of its classes; ``class:fx-o,fx-a`` any of several).
 - ``truth:KEY``, ``pred:KEY``, ``edited:KEY`` — that column only; ``top:ss`` — the top column.
 - ``-class:fx-o`` (any field term with ``-``) excludes.
-- ``conf>0.5``, ``conf<=0.2`` — prediction confidence.
+- ``score>0.5``, ``score<=0.2`` — the prediction's score (``conf`` is accepted too).
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ import pandas as pd
 from bst_core.taxonomy import CLASS_KEYS, TOP_LEVELS, classes_of_top, top_of
 
 LIBRARY_COLUMNS: tuple[str, ...] = (
-    "id", "title", "duration_s", "truth", "prediction", "confidence", "top", "edited", "status", "audio",
+    "id", "title", "duration_s", "truth", "prediction", "score", "top", "edited", "status", "audio",
 )
 """Columns shown by the library table, in display order (the one list: the Qt model shows these).
 
-``confidence`` is the prediction's score (top probability); ``audio`` says what the embeddings
+``score`` is the prediction's score (the model's top probability); ``audio`` says what the embeddings
 were made from: "ok", "text only: <reason>" (the audio could not be decoded), "" (no embeddings)."""
 
 TEXT_COLUMNS: tuple[str, ...] = ("id", "title", "tags", "description", "truth")
@@ -55,7 +55,7 @@ FIELD_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 """Query field name → the columns it tests."""
 
-_CONF_RE = re.compile(r"^(?:conf|confidence)(<=|>=|<|>|=)([0-9]*\.?[0-9]+)$")
+_SCORE_RE = re.compile(r"^(?:score|conf)(<=|>=|<|>|=)([0-9]*\.?[0-9]+)$")
 
 
 # --- building the table --------------------------------------------------------------------------
@@ -87,7 +87,7 @@ def library_frame(table: pd.DataFrame, audio_status: Sequence[str] | None = None
         "duration_s": duration,
         "truth": truth,
         "prediction": np.full(n, "", dtype=object),
-        "confidence": np.full(n, np.nan),
+        "score": np.full(n, np.nan),
         "top": np.array([top_of(t) if t else "" for t in truth], dtype=object),
         "edited": np.full(n, "", dtype=object),
         "status": base_status.copy(),
@@ -124,11 +124,11 @@ def set_predictions(frame: pd.DataFrame, ids: Sequence[str], labels: Sequence[st
     label_array = np.asarray(list(labels), dtype=object)
     score_array = np.asarray(scores, dtype=np.float64).reshape(-1)
     prediction = np.full(len(frame), "", dtype=object)
-    confidence = np.full(len(frame), np.nan)
+    score = np.full(len(frame), np.nan)
     prediction[has] = label_array[where[has]]
-    confidence[has] = score_array[where[has]]
+    score[has] = score_array[where[has]]
     frame["prediction"] = prediction
-    frame["confidence"] = confidence
+    frame["score"] = score
     frame["top"] = top_column(frame)
     if audio_status is not None:
         status = _aligned_text(audio_status, len(label_array), "audio statuses")
@@ -212,15 +212,15 @@ class Query:
     words: tuple[str, ...] = ()
     excluded: tuple[str, ...] = ()
     fields: tuple[FieldTerm, ...] = ()
-    conf_min: float | None = None
-    conf_max: float | None = None
+    score_min: float | None = None
+    score_max: float | None = None
     problems: tuple[str, ...] = ()
     """Terms that were not understood, in words (shown to the person; they match nothing)."""
 
     @property
     def empty(self) -> bool:
         return not (self.words or self.excluded or self.fields or self.problems
-                    or self.conf_min is not None or self.conf_max is not None)
+                    or self.score_min is not None or self.score_max is not None)
 
 
 def _tokens(text: str) -> list[str]:
@@ -254,21 +254,21 @@ def parse_query(text: str) -> Query:
     excluded: list[str] = []
     fields: list[FieldTerm] = []
     problems: list[str] = []
-    conf_min: float | None = None
-    conf_max: float | None = None
+    score_min: float | None = None
+    score_max: float | None = None
     for token in _tokens(text.strip()):
         negated = token.startswith("-") and len(token) > 1
         body = token[1:] if negated else token
-        conf = _CONF_RE.match(body.lower())
+        conf = _SCORE_RE.match(body.lower())
         name, sep, value = body.partition(":")
         if conf and not negated:
             op, number = conf.group(1), float(conf.group(2))
             if op in (">", ">="):
-                conf_min = number
+                score_min = number
             elif op in ("<", "<="):
-                conf_max = number
+                score_max = number
             else:
-                conf_min = conf_max = number
+                score_min = score_max = number
         elif sep and name.lower() in FIELD_COLUMNS:
             keys, bad = _class_keys(value, name.lower())
             problems += bad
@@ -277,7 +277,7 @@ def parse_query(text: str) -> Query:
             excluded.append(body.lower())
         elif token:
             words.append(token.lower())
-    return Query(tuple(words), tuple(excluded), tuple(fields), conf_min, conf_max, tuple(problems))
+    return Query(tuple(words), tuple(excluded), tuple(fields), score_min, score_max, tuple(problems))
 
 
 # --- masks ---------------------------------------------------------------------------------------
@@ -298,11 +298,11 @@ def query_mask(frame: pd.DataFrame, query: Query | str, index: TextIndex | None 
         for column in term.columns:
             hit |= frame[column].isin(term.keys).to_numpy(dtype=bool)
         mask &= ~hit if term.negated else hit
-    confidence = frame["confidence"].to_numpy(dtype=np.float64)
-    if query.conf_min is not None:
-        mask &= confidence >= query.conf_min
-    if query.conf_max is not None:
-        mask &= confidence <= query.conf_max
+    score = frame["score"].to_numpy(dtype=np.float64)
+    if query.score_min is not None:
+        mask &= score >= query.score_min
+    if query.score_max is not None:
+        mask &= score <= query.score_max
     if query.problems:
         mask[:] = False
     return mask
@@ -326,8 +326,8 @@ class Filters:
 
     predicted: frozenset[str] = field(default_factory=frozenset)   # prediction in these keys
     tops: frozenset[str] = field(default_factory=frozenset)        # top column in these
-    conf_min: float = 0.0
-    conf_max: float = 1.0
+    score_min: float = 0.0
+    score_max: float = 1.0
     disagree: bool = False        # truth and prediction both set and different
     truth: str | None = None      # exact truth (a confusion cell or a class bar)
     prediction: str | None = None  # exact prediction (a confusion cell)
@@ -341,7 +341,7 @@ class Filters:
 
 
 def filter_mask(frame: pd.DataFrame, filters: Filters) -> np.ndarray:
-    """Rows of ``frame`` passing ``filters``. A confidence range narrower than [0, 1] drops rows
+    """Rows of ``frame`` passing ``filters``. A score range narrower than [0, 1] drops rows
     without a prediction."""
     mask = np.ones(len(frame), dtype=bool)
     truth = frame["truth"].to_numpy()
@@ -350,10 +350,10 @@ def filter_mask(frame: pd.DataFrame, filters: Filters) -> np.ndarray:
         mask &= frame["prediction"].isin(filters.predicted).to_numpy(dtype=bool)
     if filters.tops:
         mask &= frame["top"].isin(filters.tops).to_numpy(dtype=bool)
-    if filters.conf_min > 0.0 or filters.conf_max < 1.0:
-        confidence = frame["confidence"].to_numpy(dtype=np.float64)
+    if filters.score_min > 0.0 or filters.score_max < 1.0:
+        score = frame["score"].to_numpy(dtype=np.float64)
         with np.errstate(invalid="ignore"):
-            mask &= (confidence >= filters.conf_min) & (confidence <= filters.conf_max)
+            mask &= (score >= filters.score_min) & (score <= filters.score_max)
     if filters.disagree:
         mask &= (truth != "") & (prediction != "") & (truth != prediction)
     if filters.truth is not None:

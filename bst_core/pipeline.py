@@ -69,20 +69,46 @@ def open_source(path: PathLike, *, store: PathLike | None = None, require_embedd
                             "folder of sounds or metadata CSV.")
     corpus = read_source(source, job=job)
     if store is not None:
+        problem = _store_problem(corpus, Path(store))
+        if problem:
+            raise BadInputError(f"{problem} Run `bst extract {source} --out {store}` to bring it up to date.")
         corpus = attach_store(corpus, store)
         corpus.store = Path(store)
     elif corpus.audio is None and corpus.text is None:
         for encoder in ENCODER_NAMES:
             candidate = store_path_for(source, encoder)
-            if (candidate / "manifest.json").is_file():
-                corpus = attach_store(corpus, candidate)
-                corpus.store = candidate
-                break
+            if not (candidate / "manifest.json").is_file():
+                continue
+            problem = _store_problem(corpus, candidate)
+            if problem:   # never attach vectors of other files: open without, and say why
+                corpus.notes.append(f"{problem} Extract the embeddings again to use them.")
+                continue
+            corpus = attach_store(corpus, candidate)
+            corpus.store = candidate
+            break
     if require_embeddings and corpus.audio is None and corpus.text is None:
+        why = [n for n in corpus.notes if "Extract the embeddings again" in n]
         raise BadInputError(
-            f"{source} has no embeddings yet. Compute them first: `bst extract {source}` (add "
-            "--encoder clap for the challenge's CLAP embeddings); in the app, Source → Extract embeddings.")
+            f"{source} has no usable embeddings{' (' + why[-1] + ')' if why else ''}. Compute them first: "
+            f"`bst extract {source}` (add --encoder clap for the challenge's CLAP embeddings); in the app, "
+            "Source → Extract embeddings.")
     return corpus
+
+
+def _store_problem(corpus: Corpus, store_path: Path) -> str:
+    """Why the store cannot supply ``corpus``'s embeddings ("" when it can): sounds it lacks, or
+    sounds whose file or text changed since they were embedded."""
+    from bst_core.extraction import stale_items
+    from bst_core.sources.bsd import examples
+    from bst_core.store import EmbeddingStore
+
+    missing, changed = stale_items(corpus, EmbeddingStore.open(store_path))
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} of {len(corpus)} sounds are not in it (e.g. {examples(missing)})")
+    if changed:
+        parts.append(f"{len(changed)} sounds changed since they were embedded (e.g. {examples(changed)})")
+    return f"The embedding store {store_path} is out of date: {'; '.join(parts)}." if parts else ""
 
 
 @dataclass

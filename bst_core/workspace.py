@@ -44,10 +44,10 @@ from bst_core.taxonomy import CLASS_KEYS
 FORMAT = "bst-workspace"
 FORMAT_VERSION = 1
 FILE_NAME = "workspace.sqlite"
-EXPORT_COLUMNS: tuple[str, ...] = ("id", "truth", "prediction", "confidence", "audio_status", "edited_label")
-"""Columns of the labels CSV. ``confidence`` is the prediction's score; ``audio_status`` "ok" or
+EXPORT_COLUMNS: tuple[str, ...] = ("id", "truth", "prediction", "score", "audio_status", "edited_label")
+"""Columns of the labels CSV. ``score`` is the model's top probability; ``audio_status`` "ok" or
 "text only: <reason>" (the prediction was made from the text alone), "" when unknown."""
-_REQUIRED_COLUMNS: tuple[str, ...] = ("id", "truth", "prediction", "confidence", "edited_label")
+_REQUIRED_COLUMNS: tuple[str, ...] = ("id", "truth", "prediction", "score", "edited_label")
 """What a labels CSV must hold to be read back (files written before ``audio_status`` existed lack it)."""
 BUSY_TIMEOUT_S = 2.0
 """How long a save waits for another program's lock on the database before it gives up."""
@@ -341,7 +341,7 @@ class Workspace:
 
     def export_labels_csv(self, path: str | os.PathLike[str], table: pd.DataFrame,
                           predictions: PredictionsLike | pd.DataFrame | None = None) -> Path:
-        """Write ``id,truth,prediction,confidence,audio_status,edited_label`` for every sound, atomically.
+        """Write ``id,truth,prediction,score,audio_status,edited_label`` for every sound, atomically.
 
         Rows follow ``table`` (needs ``id``; its ``label`` column is the truth). ``predictions`` is
         a ``Predictions`` (ids, labels, scores, audio_status) or a frame with ``id``, ``prediction``
@@ -370,26 +370,26 @@ def labels_frame(table: pd.DataFrame, predictions: PredictionsLike | pd.DataFram
     extra = [i for i in edited if i not in known]
     ids += extra
     truth += [""] * len(extra)
-    predicted, confidence, predicted_status = _prediction_columns(predictions)
+    predicted, scores, predicted_status = _prediction_columns(predictions)
     status.update(predicted_status)
     return pd.DataFrame({
         "id": pd.Series(ids, dtype=object),
         "truth": pd.Series(truth, dtype=object),
         "prediction": pd.Series([predicted.get(i, "") for i in ids], dtype=object),
-        "confidence": pd.Series([confidence.get(i, np.nan) for i in ids], dtype=float),
+        "score": pd.Series([scores.get(i, np.nan) for i in ids], dtype=float),
         "audio_status": pd.Series([status.get(i, "") for i in ids], dtype=object),
         "edited_label": pd.Series([edited.get(i, "") for i in ids], dtype=object),
     })
 
 
 def read_labels_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read an exported labels CSV back (ids, labels and statuses as str, confidence as float).
+    """Read an exported labels CSV back (ids, labels and statuses as str, score as float).
 
     A file written before the ``audio_status`` column existed reads with that column empty.
     """
     try:
-        frame = pd.read_csv(path, dtype={c: object for c in EXPORT_COLUMNS if c != "confidence"},
-                            keep_default_na=False, na_values={"confidence": [""]})
+        frame = pd.read_csv(path, dtype={c: object for c in EXPORT_COLUMNS if c != "score"},
+                            keep_default_na=False, na_values={"score": [""]})
     except (OSError, ValueError) as exc:
         raise BadInputError(f"{path} cannot be read as a labels CSV ({exc}).") from exc
     missing = [c for c in _REQUIRED_COLUMNS if c not in frame.columns]
@@ -406,10 +406,9 @@ def _prediction_columns(predictions: PredictionsLike | pd.DataFrame | None
     if predictions is None:
         return {}, {}, {}
     if isinstance(predictions, pd.DataFrame):
-        score_column = next((c for c in ("score", "confidence") if c in predictions.columns), None)
+        score_column = "score" if "score" in predictions.columns else None
         if "id" not in predictions.columns or "prediction" not in predictions.columns or score_column is None:
-            raise BadInputError("The predictions table needs the columns id, prediction and score "
-                                "(or confidence).")
+            raise BadInputError("The predictions table needs the columns id, prediction and score.")
         ids = [str(i) for i in predictions["id"]]
         labels = [_text(x) for x in predictions["prediction"]]
         scores = pd.to_numeric(predictions[score_column], errors="coerce").to_numpy(dtype=float)

@@ -401,10 +401,10 @@ class ClipPanel(QWidget):
             facts.append(audio.format_duration(float(duration)))
         facts.append(str(record["status"]))
         self.facts.setText("  ·  ".join(facts))
-        confidence = record["confidence"]
+        score = record["score"]
         parts = [f"Truth {chip(str(record['truth']))}",
                  f"Prediction {chip(str(record['prediction']))}"
-                 + (f" <span style='color:{style.MUTED}'>{confidence:.2f}</span>" if confidence == confidence else "")]
+                 + (f" <span style='color:{style.MUTED}'>{score:.2f}</span>" if score == score else "")]
         if record["edited"]:
             parts.append(f"Edited {chip(str(record['edited']))}")
         self.labels.setText("&nbsp;&nbsp;&nbsp;".join(parts))

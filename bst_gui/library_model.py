@@ -33,20 +33,20 @@ from bst_gui import style
 
 HEADERS: dict[str, str] = {
     "id": "ID", "title": "Title", "duration_s": "Duration", "truth": "Truth",
-    "prediction": "Prediction", "confidence": "Conf.", "top": "Top", "edited": "Edited",
+    "prediction": "Prediction", "score": "Score", "top": "Top", "edited": "Edited",
     "status": "Status", "audio": "Audio",
 }
 HEADER_TIPS: dict[str, str] = {
     "truth": "The source's own label",
     "prediction": "The model's class (see the caption above the table for which predictions these are)",
-    "confidence": "The prediction's score: the model's top probability (0-1)",
+    "score": "The prediction's score: the model's top probability (0-1)",
     "top": "Top level of the prediction (of the truth where there is none)",
     "edited": "Your label, saved in the workspace",
     "status": "ok, no audio (no file), or edited",
     "audio": "What the embeddings were made from: ok, or text only (the audio could not be decoded: why)",
 }
 CLASS_COLUMNS = frozenset({"truth", "prediction", "edited", "top"})
-NUMBER_COLUMNS = frozenset({"duration_s", "confidence"})
+NUMBER_COLUMNS = frozenset({"duration_s", "score"})
 
 _Index = QModelIndex | QPersistentModelIndex
 _ROW_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
@@ -296,7 +296,7 @@ class LibraryModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             if name == "duration_s":
                 return "" if value != value else format_duration(float(value))
-            if name == "confidence":
+            if name == "score":
                 return "" if value != value else f"{float(value):.2f}"
             return value
         if name in CLASS_COLUMNS and value:

@@ -27,9 +27,9 @@ from bst_core import taxonomy
 from bst_core.library_query import LIBRARY_COLUMNS, Filters
 from bst_gui.library_model import LibraryModel
 
-SEARCH_HINT = "Search  ·  words  -exclude  class:fx-o  top:ss  pred:ss-u  conf>0.5"
+SEARCH_HINT = "Search  ·  words  -exclude  class:fx-o  top:ss  pred:ss-u  score>0.5"
 COLUMN_WIDTHS = {"id": 90, "title": 260, "duration_s": 64, "truth": 62, "prediction": 74,
-                 "confidence": 66, "top": 42, "edited": 60, "status": 70, "audio": 150}
+                 "score": 66, "top": 42, "edited": 60, "status": 70, "audio": 150}
 
 
 def colour_icon(hex_colour: str, size: int = 12) -> QIcon:
@@ -143,8 +143,8 @@ class LibraryView(QWidget):
             (c.key, f"{c.key}  {c.name}", c.colour) for c in taxonomy.classes()])
         self.top = _ChoiceButton("Top", [
             (t, f"{t}  {taxonomy.TOP_LEVEL_NAMES[t]}", taxonomy.colour(t)) for t in taxonomy.TOP_LEVELS])
-        self.conf_min = self._spin(0.0)
-        self.conf_max = self._spin(1.0)
+        self.score_min = self._spin(0.0)
+        self.score_max = self._spin(1.0)
         self.disagree = QCheckBox("Truth ≠ prediction")
         self.pair_button = QPushButton()
         self.pair_button.setToolTip("Showing the clips of one confusion cell or class; click to show all")
@@ -154,7 +154,7 @@ class LibraryView(QWidget):
         self.clear_button.clicked.connect(self.clear_filters)
         for widget in (self.predicted, self.top):
             widget.changed.connect(self._filters_from_widgets)
-        for spin in (self.conf_min, self.conf_max):
+        for spin in (self.score_min, self.score_max):
             spin.valueChanged.connect(self._filters_from_widgets)
         self.disagree.toggled.connect(self._filters_from_widgets)
 
@@ -173,9 +173,9 @@ class LibraryView(QWidget):
         filter_row.addWidget(self.predicted)
         filter_row.addWidget(self.top)
         filter_row.addWidget(QLabel("Confidence"))
-        filter_row.addWidget(self.conf_min)
+        filter_row.addWidget(self.score_min)
         filter_row.addWidget(QLabel("–"))
-        filter_row.addWidget(self.conf_max)
+        filter_row.addWidget(self.score_max)
         filter_row.addWidget(self.disagree)
         filter_row.addWidget(self.pair_button)
         filter_row.addStretch(1)
@@ -206,19 +206,19 @@ class LibraryView(QWidget):
         current = self.model.filters
         self.model.set_filters(replace(
             current, predicted=self.predicted.selected(), tops=self.top.selected(),
-            conf_min=float(self.conf_min.value()), conf_max=float(self.conf_max.value()),
+            score_min=float(self.score_min.value()), score_max=float(self.score_max.value()),
             disagree=self.disagree.isChecked()))
 
     def set_filters(self, filters: Filters, caption: str = "") -> None:
         """Show ``filters`` in the bar and apply them; ``caption`` names an id/pair filter."""
-        for widget in (self.conf_min, self.conf_max, self.disagree):
+        for widget in (self.score_min, self.score_max, self.disagree):
             widget.blockSignals(True)
         self.predicted.set_selected(filters.predicted)
         self.top.set_selected(filters.tops)
-        self.conf_min.setValue(filters.conf_min)
-        self.conf_max.setValue(filters.conf_max)
+        self.score_min.setValue(filters.score_min)
+        self.score_max.setValue(filters.score_max)
         self.disagree.setChecked(filters.disagree)
-        for widget in (self.conf_min, self.conf_max, self.disagree):
+        for widget in (self.score_min, self.score_max, self.disagree):
             widget.blockSignals(False)
         self._show_pair(filters, caption)
         self.model.set_filters(filters)

@@ -241,7 +241,7 @@ class MainWindow(QMainWindow):
         self.export_action = self._action("Export challenge package…", self._ask_export, "Ctrl+Shift+E",
                                           "Write <label>.output.csv and <label>.meta.yaml, validated")
         self.export_labels_action = self._action("Export labels CSV…", self._ask_export_labels, None,
-                                                 "id, truth, prediction, confidence, edited label")
+                                                 "id, truth, prediction, score, audio status, edited label")
         self.report_action = self._action("Source report…", self.show_source_report, None,
                                           "What was left out or is missing in the open source")
         self.close_source_action = self._action("Close source", self.close_source, QKeySequence.StandardKey.Close)
@@ -957,7 +957,7 @@ class MainWindow(QMainWindow):
                 self.show_error("Labels not exported", str(exc))
 
     def export_labels(self, path: str | Path) -> Path:
-        """id, truth, prediction, confidence (score), audio status, edited label of every sound, as CSV."""
+        """id, truth, prediction, score, audio status, edited label of every sound, as CSV."""
         corpus, workspace = self.corpus, self.workspace
         if corpus is None or workspace is None:
             raise BadInputError("Open a source first.")

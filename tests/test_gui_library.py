@@ -64,8 +64,8 @@ def test_model_shows_every_row_with_display_text_and_roles(model: LibraryModel) 
     assert model.data(index, Qt.ItemDataRole.ForegroundRole) == text
     assert taxonomy.BY_KEY[key].name in model.data(index, Qt.ItemDataRole.ToolTipRole)
     assert model.data(model.index(0, COL["duration_s"])).endswith(" s")
-    assert model.data(model.index(0, COL["confidence"])) == f"{model.frame['confidence'][0]:.2f}"
-    assert model.headerData(COL["confidence"], Qt.Orientation.Horizontal) == "Conf."
+    assert model.data(model.index(0, COL["score"])) == f"{model.frame['score'][0]:.2f}"
+    assert model.headerData(COL["score"], Qt.Orientation.Horizontal) == "Score"
     assert model.data(QModelIndex()) is None
     assert model.probabilities("1000") is not None and model.attention_of("1000") is not None
 
@@ -117,11 +117,11 @@ def test_sort_by_every_column_keeps_rows_and_orders_them(model: LibraryModel) ->
     for column, name in enumerate(LIBRARY_COLUMNS):
         model.sort(column, Qt.SortOrder.AscendingOrder)
         assert sorted(visible(model)) == sorted(model.frame["id"])
-        if name in ("duration_s", "confidence"):
+        if name in ("duration_s", "score"):
             values = [model.record(i)[name] for i in visible(model)]
             assert values == sorted(values)
-    model.sort(COL["confidence"], Qt.SortOrder.DescendingOrder)
-    values = [model.record(i)["confidence"] for i in visible(model)]
+    model.sort(COL["score"], Qt.SortOrder.DescendingOrder)
+    values = [model.record(i)["score"] for i in visible(model)]
     assert values == sorted(values, reverse=True)
 
 
@@ -130,7 +130,7 @@ def test_sort_keeps_the_selection_on_the_same_clip(qtbot: Any, model: LibraryMod
     qtbot.addWidget(view)
     view.select_row(5)
     chosen = view.current_id()
-    view.table.sortByColumn(COL["confidence"], Qt.SortOrder.DescendingOrder)
+    view.table.sortByColumn(COL["score"], Qt.SortOrder.DescendingOrder)
     assert view.current_id() == chosen
     assert view.selected_ids() == [chosen]
 
@@ -144,8 +144,8 @@ def test_search_box_and_filter_bar_drive_the_model(qtbot: Any, model: LibraryMod
     view.search.clear()
     view.disagree.setChecked(True)
     assert model.filters.disagree
-    view.conf_min.setValue(0.2)
-    assert model.filters.conf_min == pytest.approx(0.2)
+    view.score_min.setValue(0.2)
+    assert model.filters.score_min == pytest.approx(0.2)
     view.clear_filters()
     assert model.rowCount() == 60 and not model.filters.active
 

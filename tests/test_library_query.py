@@ -65,7 +65,7 @@ def test_set_predictions_aligns_by_id_and_clears_missing(frame: pd.DataFrame) ->
     assert where.tolist() == [1, -1, -1, 0, -1]
     assert frame["prediction"].tolist() == ["sp-s", "", "", "m-p", ""]
     assert frame["top"].tolist() == ["sp", "ss", "fx", "m", ""]   # truth's top where no prediction
-    assert np.isnan(frame["confidence"][1])
+    assert np.isnan(frame["score"][1])
 
 
 def test_words_are_anded_and_case_insensitive(frame: pd.DataFrame) -> None:
@@ -91,7 +91,7 @@ def test_field_terms(frame: pd.DataFrame) -> None:
 
 
 def test_confidence_terms(frame: pd.DataFrame) -> None:
-    assert ids(frame, query_mask(frame, "conf>0.75")) == ["101", "103"]
+    assert ids(frame, query_mask(frame, "score>0.75")) == ["101", "103"]
     assert ids(frame, query_mask(frame, "conf<0.5")) == ["102"]
 
 
@@ -119,7 +119,7 @@ def test_filters(frame: pd.DataFrame) -> None:
     assert ids(frame, filter_mask(frame, Filters())) == frame["id"].tolist()
     assert ids(frame, filter_mask(frame, Filters(predicted=frozenset({"ss-u"})))) == ["102", "104"]
     assert ids(frame, filter_mask(frame, Filters(tops=frozenset({"fx", "is"})))) == ["101", "103", "105"]
-    assert ids(frame, filter_mask(frame, Filters(conf_min=0.6, conf_max=0.85))) == ["103", "105"]
+    assert ids(frame, filter_mask(frame, Filters(score_min=0.6, score_max=0.85))) == ["103", "105"]
     # truth ≠ prediction needs both: 105 has no truth
     assert ids(frame, filter_mask(frame, Filters(disagree=True))) == ["102"]
     assert ids(frame, filter_mask(frame, Filters(truth="ss-n", prediction="ss-u"))) == ["102"]
@@ -141,9 +141,9 @@ def test_edited_labels_set_status_and_are_searchable(frame: pd.DataFrame) -> Non
 
 
 def test_sort_order_numeric_text_class_and_missing_last(frame: pd.DataFrame) -> None:
-    frame.loc[1, "confidence"] = np.nan
-    assert frame["id"][sort_order(frame, "confidence")].tolist() == ["104", "105", "103", "101", "102"]
-    assert frame["id"][sort_order(frame, "confidence", descending=True)].tolist() == \
+    frame.loc[1, "score"] = np.nan
+    assert frame["id"][sort_order(frame, "score")].tolist() == ["104", "105", "103", "101", "102"]
+    assert frame["id"][sort_order(frame, "score", descending=True)].tolist() == \
         ["101", "103", "105", "104", "102"]
     assert frame["id"][sort_order(frame, "title")].tolist() == ["104", "101", "103", "105", "102"]
     # truth in taxonomy order (fx before ss), the unlabelled row last either way

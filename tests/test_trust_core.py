@@ -190,3 +190,27 @@ def test_temp_files_of_a_killed_write_are_removed_on_the_next_run(tmp_path: Path
         os.utime(path, (1_000_000_000, 1_000_000_000))
     pipeline.cross_validate(corpus, tmp_path / "run", FAST)      # resumes: both folds reused
     assert not any(p.exists() for p in stale)
+
+
+def test_a_store_is_never_attached_to_files_that_changed_since_extraction(tmp_path: Path, eval_root: Path) -> None:
+    import os
+    import shutil
+
+    sounds = tmp_path / "sounds"
+    shutil.copytree(eval_root / "audio", sounds)
+    corpus = pipeline.open_source(sounds)
+    extracted = pipeline.extract(corpus)
+    assert pipeline.open_source(sounds).store == extracted.corpus.store       # found again, in one place
+    victim = sorted(sounds.glob("*.wav"))[1]
+    data = victim.read_bytes()
+    victim.write_bytes(data[:44] + bytes(len(data) - 44))                      # replaced in place
+    os.utime(victim, ns=(victim.stat().st_atime_ns, victim.stat().st_mtime_ns + 5_000_000_000))
+    reopened = pipeline.open_source(sounds)
+    assert reopened.audio is None and reopened.store is None
+    assert any("changed since they were embedded" in n for n in reopened.notes)
+    with pytest.raises(BadInputError, match="changed since they were embedded"):
+        pipeline.open_source(sounds, store=extracted.corpus.store)
+    with pytest.raises(BadInputError, match="no usable embeddings"):
+        pipeline.open_source(sounds, require_embeddings=True)
+    pipeline.extract(reopened)                                                  # re-extracting heals it
+    assert pipeline.open_source(sounds).audio is not None

@@ -173,8 +173,8 @@ def test_export_round_trips_nasty_ids(ws: Workspace, tmp_path: Path) -> None:
     assert list(back["edited_label"]) == ["ss-u"] * 3 + [""] * 7 + ["m-si"]
     assert list(back["prediction"]) == ["fx-v"] * 10 + [""]
     expected = dict(zip(NASTY_IDS[::-1], np.linspace(0.1, 1.0, 10), strict=True))
-    np.testing.assert_allclose(back["confidence"][:10], [expected[i] for i in NASTY_IDS])
-    assert np.isnan(back["confidence"].iloc[10])
+    np.testing.assert_allclose(back["score"][:10], [expected[i] for i in NASTY_IDS])
+    assert np.isnan(back["score"].iloc[10])
     assert not list(out.parent.glob(".*.tmp"))
 
 
@@ -184,7 +184,7 @@ def test_export_accepts_an_oof_frame_and_no_predictions(ws: Workspace, tmp_path:
     back = read_labels_csv(ws.export_labels_csv(tmp_path / "a.csv", table, oof))
     assert list(back["prediction"]) == ["", "is-k"] and list(back["truth"]) == ["fx-o", ""]
     back = read_labels_csv(ws.export_labels_csv(tmp_path / "b.csv", table))
-    assert list(back["prediction"]) == ["", ""] and back["confidence"].isna().all()
+    assert list(back["prediction"]) == ["", ""] and back["score"].isna().all()
     with pytest.raises(BadInputError, match="columns id, prediction and score"):
         ws.export_labels_csv(tmp_path / "c.csv", table, pd.DataFrame({"id": ["1"]}))
     assert not (tmp_path / "c.csv").exists()
