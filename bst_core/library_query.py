@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bst_core.predictions import TEXT_ONLY
 from bst_core.taxonomy import CLASS_KEYS, TOP_LEVELS, classes_of_top, top_of
 
 LIBRARY_COLUMNS: tuple[str, ...] = (
@@ -80,7 +81,9 @@ def library_frame(table: pd.DataFrame, audio_status: Sequence[str] | None = None
     truth = _text(get("label"), n)
     duration = (pd.to_numeric(table["duration_s"], errors="coerce").to_numpy(dtype=np.float64)
                 if "duration_s" in table.columns else np.full(n, np.nan))
-    base_status = np.where(audio_path == "", "no audio", "ok").astype(object)
+    audio = (np.full(n, "", dtype=object) if audio_status is None
+             else _aligned_text(audio_status, n, "audio statuses"))
+    base_status = _base_status(audio_path, audio)
     frame = pd.DataFrame({
         "id": _text(get("id"), n),
         "title": _text(get("title"), n),
@@ -91,14 +94,19 @@ def library_frame(table: pd.DataFrame, audio_status: Sequence[str] | None = None
         "top": np.array([top_of(t) if t else "" for t in truth], dtype=object),
         "edited": np.full(n, "", dtype=object),
         "status": base_status.copy(),
-        "audio": (np.full(n, "", dtype=object) if audio_status is None
-                  else _aligned_text(audio_status, n, "audio statuses")),
+        "audio": audio,
         "tags": _text(get("tags"), n),
         "description": _text(get("description"), n),
         "audio_path": audio_path,
         "base_status": base_status,
     })
     return frame
+
+
+def _base_status(audio_path: np.ndarray, audio: np.ndarray) -> np.ndarray:
+    """"no audio" (no file), "text only" (the file could not be decoded) or "ok", per row."""
+    text_only = np.array([str(a).startswith(TEXT_ONLY) for a in audio], dtype=bool)
+    return np.where(np.asarray(audio_path) == "", "no audio", np.where(text_only, "text only", "ok")).astype(object)
 
 
 def _aligned_text(values: Sequence[str], n: int, what: str) -> np.ndarray:
@@ -135,6 +143,9 @@ def set_predictions(frame: pd.DataFrame, ids: Sequence[str], labels: Sequence[st
         audio = frame["audio"].to_numpy(dtype=object, copy=True)
         audio[has] = status[where[has]]
         frame["audio"] = audio
+        frame["base_status"] = _base_status(frame["audio_path"].to_numpy(dtype=object), audio)
+        edited = frame["edited"].to_numpy(dtype=object)
+        frame["status"] = np.where(edited != "", "edited", frame["base_status"].to_numpy()).astype(object)
     return where
 
 

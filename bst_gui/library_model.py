@@ -42,7 +42,7 @@ HEADER_TIPS: dict[str, str] = {
     "score": "The prediction's score: the model's top probability (0-1)",
     "top": "Top level of the prediction (of the truth where there is none)",
     "edited": "Your label, saved in the workspace",
-    "status": "ok, no audio (no file), or edited",
+    "status": "ok, text only (the audio could not be decoded), no audio (no file), or edited",
     "audio": "What the embeddings were made from: ok, or text only (the audio could not be decoded: why)",
 }
 CLASS_COLUMNS = frozenset({"truth", "prediction", "edited", "top"})

@@ -172,7 +172,7 @@ class LibraryView(QWidget):
         filter_row.setSpacing(6)
         filter_row.addWidget(self.predicted)
         filter_row.addWidget(self.top)
-        filter_row.addWidget(QLabel("Confidence"))
+        filter_row.addWidget(QLabel("Score"))
         filter_row.addWidget(self.score_min)
         filter_row.addWidget(QLabel("–"))
         filter_row.addWidget(self.score_max)

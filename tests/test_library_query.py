@@ -51,11 +51,14 @@ def test_library_frame_has_display_columns_and_status(frame: pd.DataFrame) -> No
 def test_audio_status_comes_from_the_corpus_then_from_the_predictions() -> None:
     table = empty_table(3)
     table["id"] = ["1", "2", "3"]
+    table["audio_path"] = ["/s/1.wav", "/s/2.wav", "/s/3.wav"]
     frame = library_frame(table, ["ok", "text only: empty file (0 bytes)", "ok"])
     assert frame["audio"].tolist() == ["ok", "text only: empty file (0 bytes)", "ok"]
+    assert frame["status"].tolist() == ["ok", "text only", "ok"]          # never "ok" for undecodable audio
     set_predictions(frame, ["3", "1"], ["fx-o", "fx-v"], [0.5, 0.6],
                     audio_status=["text only: not an audio file", "ok"])
     assert frame["audio"].tolist() == ["ok", "text only: empty file (0 bytes)", "text only: not an audio file"]
+    assert frame["status"].tolist() == ["ok", "text only", "text only"]
     with pytest.raises(ValueError, match="audio statuses"):
         library_frame(table, ["ok"])
 
