@@ -4,7 +4,7 @@ The label is checked as you type against ``bst_core.submission.LABEL_PATTERN`` a
 words. On "Write package" the dialog runs the host's ``check(label)`` (every reason the challenge
 would refuse the submission) and then its ``export(out_dir, label, authors)``; any problem is
 listed in the dialog, which stays open, and nothing is written. Values are remembered in QSettings.
-:func:`package_exporter` builds both callables from predictions with ``bst_core.submission``.
+The main window's ``export`` is ``pipeline.export`` (the one workflow); tests may pass their own.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def label_problem(label: str) -> str:
     label = label.strip()
     if not label:
         return f"Enter the system label, e.g. {submission.LABEL_EXAMPLE}."
-    if re.match(submission.LABEL_PATTERN, label):
+    if submission.is_valid_label(label):
         return ""
     parts = label.split("_")
     if len(parts) != 4:
@@ -104,24 +104,6 @@ def problems_from_error(error: BaseException) -> list[str]:
     """The "- ..." lines of a write_package refusal as a list (the whole message when there are none)."""
     lines = [line[2:].strip() for line in str(error).splitlines() if line.startswith("- ")]
     return lines or [str(error)]
-
-
-def package_exporter(predictions: Any, eval_ids: Sequence[str], *, dev_report: Any = None,
-                     total_parameters: int, system: dict[str, Any] | None = None
-                     ) -> tuple[CheckCallable, ExportCallable]:
-    """``(check, export)`` for :class:`ExportDialog` over ``bst_core.submission``.
-
-    ``check(label)`` lists what ``validate_submission`` finds; ``export(out_dir, label, authors)``
-    calls ``write_package`` (which validates again and writes nothing on a problem).
-    """
-    def check(label: str) -> list[str]:
-        return submission.validate_submission(submission.submission_frame(predictions), eval_ids, label)
-
-    def export(out_dir: str, label: str, authors: list[dict[str, Any]] | None) -> Path:
-        return submission.write_package(out_dir, label, predictions, eval_ids, dev_report=dev_report,
-                                        total_parameters=total_parameters, system=system, authors=authors)
-
-    return check, export
 
 
 class ExportDialog(QDialog):
@@ -336,4 +318,4 @@ class ExportDialog(QDialog):
 
 
 __all__ = ["AUTHOR_FIELDS", "ExportDialog", "author_problems", "authors_for_yaml", "label_problem",
-           "package_exporter", "problems_from_error"]
+           "problems_from_error"]

@@ -19,7 +19,7 @@ from bst_core.errors import BadInputError
 from bst_core.metrics import evaluate
 from bst_core.taxonomy import BY_KEY, CLASS_KEYS
 from bst_core.workspace import Workspace
-from bst_gui.export_dialog import ExportDialog, label_problem, package_exporter
+from bst_gui.export_dialog import ExportDialog, label_problem
 from bst_gui.relabel import ClassPicker, KeyLegend, RelabelController, chord_for, class_for_chord, rank_classes
 
 pytestmark = pytest.mark.gui
@@ -38,6 +38,21 @@ class Host:
     def advance(self) -> None:
         self.position = min(self.position + 1, len(self.ids) - 1)
         self.selection = [self.ids[self.position]]
+
+
+def package_exporter(predictions, eval_ids, *, dev_report=None, total_parameters):
+    """A ``(check, export)`` pair over bst_core.submission, for driving the dialog in tests."""
+    from bst_core import submission
+
+    def check(label):
+        return submission.validate_submission(submission.submission_frame(predictions), eval_ids, label)
+
+    def export(out_dir, label, authors):
+        return submission.write_package(out_dir, label, predictions, eval_ids, dev_report=dev_report,
+                                        dev_dataset="BSD10k", total_parameters=total_parameters, authors=authors)
+
+    return check, export
+
 
 
 @pytest.fixture
