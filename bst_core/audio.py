@@ -163,25 +163,28 @@ def decode(path: str | os.PathLike[str], target_sr: int, *, max_seconds: float |
     reason = _precheck(path)
     if reason:
         return _failed(reason, target_sr)
-    warnings: list[str] = []
-    try:
-        with sf.SoundFile(path) as handle:
-            source_sr, channels, frames = handle.samplerate, handle.channels, handle.frames
-            duration_s = frames / source_sr if source_sr else 0.0
-            cap = frames if max_seconds is None else min(frames, math.ceil(max_seconds * source_sr))
-            if _header_promises_more(handle):
-                warnings.append("file is shorter than its header says (cut off?)")
-            samples, frames_read, read_error = _read_mono(handle, cap, source_sr, target_sr)
-    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-        return _failed(describe_error(exc), target_sr)
+    from bst_core.console import capture_library_output
 
+    warnings: list[str] = []
+    # Python warnings and what the C decoders (libmpg123, ...) print on stderr become this file's words.
+    with capture_library_output() as said:
+        try:
+            with sf.SoundFile(path) as handle:
+                source_sr, channels, frames = handle.samplerate, handle.channels, handle.frames
+                duration_s = frames / source_sr if source_sr else 0.0
+                cap = frames if max_seconds is None else min(frames, math.ceil(max_seconds * source_sr))
+                if _header_promises_more(handle):
+                    warnings.append("file is shorter than its header says (cut off?)")
+                samples, frames_read, read_error = _read_mono(handle, cap, source_sr, target_sr)
+        except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+            read_error, frames_read = exc, 0
     if read_error is not None and not frames_read:
-        return _failed(describe_error(read_error), target_sr)
+        return _failed(said.fold_into(describe_error(read_error)), target_sr)
     if read_error is not None or cap - frames_read > max(0.01 * cap, 0.05 * source_sr):
         warnings.append(f"cut off (decoded {format_duration(frames_read / source_sr)} "
                         f"of {format_duration(duration_s)})")
     if not len(samples):
-        return _failed(NO_SAMPLES, target_sr)
+        return _failed(said.fold_into(NO_SAMPLES), target_sr)
     if frames_read >= cap and cap < frames:
         warnings.append(f"truncated to first {format_duration(cap / source_sr)} "
                         f"(file is {format_duration(duration_s)})")
@@ -192,6 +195,7 @@ def decode(path: str | os.PathLike[str], target_sr: int, *, max_seconds: float |
         warnings.append(f"very short ({format_duration(duration_s)})")
     if not np.any(samples):
         warnings.append("digital silence")
+    warnings.extend(said.notes)
     return Decoded(samples, target_sr, duration_s, "ok", "", "; ".join(warnings), source_sr, channels)
 
 

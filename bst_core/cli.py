@@ -6,7 +6,14 @@ Every command is a thin caller of :mod:`bst_core.pipeline`; choices and defaults
 Set ``BST_DEBUG=1`` to see the full traceback of an unexpected error.
 
 Exit codes: 0 success, 2 bad input (message on stderr), 1 anything else, 130 cancelled (Ctrl+C).
-Long steps show a progress bar (tqdm) with rate and time left.
+
+Output (:mod:`bst_core.console`): results on stdout; progress and notes on stderr. Progress is a
+tqdm bar per stage when stderr is a terminal, else plain lines (stage started / done, and at most
+one progress line every ``$BST_PROGRESS_INTERVAL`` s, default 5; never a ``\\r``). ``-q/--quiet``:
+no progress. ``--json``: one JSON object on stdout and nothing else there; an error still exits 2
+or 1 with its message on stderr and prints no JSON. Notes about the input (rows dropped, a text
+encoding guessed) go to stderr unless ``--json`` (then they are in the object's ``notes``).
+``bst --version`` prints the torch build, the encoder stacks and folders (``--json`` too).
 """
 
 from __future__ import annotations
@@ -16,11 +23,11 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from bst_core import __version__
 from bst_core.config import (
     DEFAULT_ENCODER,
     DEFAULT_PRECISION,
@@ -30,57 +37,37 @@ from bst_core.config import (
     PRECISIONS,
     TrainConfig,
 )
+from bst_core.console import ProgressBars, ProgressRenderer, add_output_flags, make_progress, print_json
 from bst_core.errors import BadInputError
-from bst_core.jobs import Cancelled, Job, Progress
+from bst_core.jobs import Cancelled, Job
 from bst_core.metrics import ABSENT_MODES
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
 
 
-class ProgressBars:
-    """Render :class:`Progress` reports as one tqdm bar per stage, on stderr."""
-
-    def __init__(self, enabled: bool = True) -> None:
-        self.enabled = enabled
-        self._bars: dict[str, object] = {}
-
-    def __call__(self, progress: Progress) -> None:
-        if not self.enabled:
-            return
-        from tqdm import tqdm
-
-        bar = self._bars.get(progress.stage)
-        if bar is None:
-            for other in self._bars.values():  # a new stage starts: close the finished ones
-                other.close()  # type: ignore[attr-defined]
-            self._bars.clear()
-            bar = tqdm(total=progress.total, desc=progress.stage, unit="it", dynamic_ncols=True,
-                       file=sys.stderr, leave=True)
-            self._bars[progress.stage] = bar
-        if progress.total is not None and bar.total != progress.total:  # type: ignore[attr-defined]
-            bar.total = progress.total  # type: ignore[attr-defined]
-        bar.n = progress.done  # type: ignore[attr-defined]
-        postfix = {k: (f"{v:.3f}" if isinstance(v, float) else v) for k, v in progress.data.items()
-                   if k in ("loss", "val_hf", "computed", "failed", "reused")}
-        if progress.message:
-            postfix["note"] = progress.message
-        bar.set_postfix(postfix, refresh=False)  # type: ignore[attr-defined]
-        bar.refresh()  # type: ignore[attr-defined]
-
-    def close(self) -> None:
-        for bar in self._bars.values():
-            bar.close()  # type: ignore[attr-defined]
-        self._bars.clear()
+__all__ = ["ProgressBars", "build_parser", "main"]   # ProgressBars moved to bst_core.console
 
 
-def _job(args: argparse.Namespace) -> tuple[Job, ProgressBars]:
-    bars = ProgressBars(enabled=not getattr(args, "quiet", False))
-    return Job(bars), bars
+def _job(args: argparse.Namespace) -> tuple[Job, ProgressRenderer]:
+    progress = make_progress(getattr(args, "quiet", False), sys.stderr)
+    return Job(progress), progress
 
 
-def _print_notes(notes: Sequence[str]) -> None:
+def _json(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "json", False))
+
+
+def _print_notes(notes: Sequence[str], args: argparse.Namespace | None = None) -> None:
+    """Notes about the input go to stderr (also under --quiet: they qualify the results); with
+    --json they are in the JSON object instead."""
+    if args is not None and _json(args):
+        return
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
+
+
+def _metrics(report: Any) -> dict[str, float]:
+    return dict(report.metrics())
 
 
 # --- commands ------------------------------------------------------------------------------------
@@ -99,10 +86,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     job, bars = _job(args)
     try:
         corpus = pipeline.open_source(args.dataset, store=args.store, require_embeddings=True, job=job)
-        _print_notes(corpus.notes)
+        _print_notes(corpus.notes, args)
         result = pipeline.cross_validate(corpus, args.out, config, job=job)
     finally:
         bars.close()
+    if _json(args):
+        print_json({
+            "command": "train", "run_dir": str(args.out), "status": result.status,
+            "dataset": result.dataset_label, "mode": config.mode, "n_items": result.n_items,
+            "folds": [{"fold": k, "best_epoch": epoch, "reused": k in result.reused, "metrics": _metrics(report)}
+                      for k, epoch, report in zip(result.folds, result.best_epochs, result.fold_reports,
+                                                  strict=False)],
+            "summary": {name: {"mean": mean, "std": std} for name, (mean, std) in result.summary.items()},
+            "pooled": _metrics(result.report), "missing_folds": result.missing_folds,
+            "reused_folds": result.reused, "notes": list(corpus.notes),
+            **({"per_class": result.report.to_dict()["per_class"]} if args.per_class else {}),
+        })
+        return EXIT_OK
     print(format_table(result.fold_reports, title=f"{len(result.folds)} fold(s), mode {config.mode}, "
                                                    f"{result.dataset_label}"))
     if args.per_class:
@@ -155,8 +155,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
         predictions = pipeline.predict(args.run, corpus, precision=args.precision, job=job)
     finally:
         bars.close()
-    _print_notes(corpus.notes)
+    _print_notes(corpus.notes, args)
     out = pipeline.write_predictions_csv(predictions, args.out, probabilities=args.probabilities)
+    if _json(args):
+        print_json({"command": "predict", "n": len(predictions), "n_models": predictions.n_models,
+                    "text_only": predictions.text_only_count, "out": str(out), "precision": args.precision,
+                    "notes": list(corpus.notes)})
+        return EXIT_OK
     text_only = f"; {predictions.text_only_count} from text only (audio not decoded)" \
         if predictions.text_only_count else ""
     print(f"predicted {len(predictions)} item(s) with {predictions.n_models} fold model(s){text_only} → {out}")
@@ -175,7 +180,11 @@ def cmd_export(args: argparse.Namespace) -> int:
                                   precision=args.precision, job=job)
     finally:
         bars.close()
-    _print_notes(corpus.notes)
+    _print_notes(corpus.notes, args)
+    if _json(args):
+        print_json({"command": "export", "package": str(package), "valid": True,
+                    "files": sorted(path.name for path in package.iterdir()), "notes": list(corpus.notes)})
+        return EXIT_OK
     print(f"wrote and validated {package}")
     for path in sorted(package.iterdir()):
         print(f"  {path.name}")
@@ -187,6 +196,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     eval_ids = read_eval_ids(args.eval_root) if args.eval_root else None
     problems = validate_package(args.package, eval_ids)
+    if _json(args):
+        print_json({"command": "validate", "package": str(args.package), "valid": not problems,
+                    "problems": list(problems), "checked_ids": None if eval_ids is None else len(eval_ids)})
+        if problems:
+            print(f"bst validate: {args.package} has {len(problems)} problem(s)", file=sys.stderr)
+        return EXIT_BAD_INPUT if problems else EXIT_OK
     if problems:
         print(f"bst validate: {args.package} has {len(problems)} problem(s):", file=sys.stderr)
         for problem in problems:
@@ -208,7 +223,15 @@ def cmd_extract(args: argparse.Namespace) -> int:
                                      batch_size=args.batch_size, job=job)
     finally:
         bars.close()
-    print(extracted.summary.format())
+    summary = extracted.summary
+    if _json(args):
+        print_json({"command": "extract", "computed": summary.computed, "reused": summary.reused,
+                    "failed": summary.failed, "changed": summary.changed, "text_only": summary.text_only,
+                    "store": str(extracted.corpus.store), "failures": summary.failures,
+                    "warnings": summary.warnings, "notes": [*corpus.notes, *summary.notes]})
+        return EXIT_OK
+    _print_notes(corpus.notes, args)
+    print(summary.format())
     print(f"store: {extracted.corpus.store}")
     return EXIT_OK
 
@@ -221,6 +244,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         result = run_demo(args.out, job=job)
     finally:
         bars.close()
+    if _json(args):
+        cv = result.cross_validation
+        print_json({"command": "demo", "data": str(result.paths.root), "run_dir": str(cv.run_dir),
+                    "package": str(result.package), "seconds": result.seconds,
+                    "cross_validation": {name: {"mean": m, "std": sd} for name, (m, sd) in cv.summary.items()},
+                    "evaluation": _metrics(result.eval_report),
+                    "extract": {"dev": result.dev_extraction.line, "eval": result.eval_extraction.line}})
+        return EXIT_OK
     print(result.format())
     return EXIT_OK
 
@@ -234,13 +265,38 @@ def _add_precision(p: argparse.ArgumentParser) -> None:
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    add_output_flags(p)
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: the diagnostics a bug report needs (:mod:`bst_core.diagnostics`), then exit."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 default: str = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        _print_version(as_json=False)
+        parser.exit()
+
+
+def _print_version(*, as_json: bool) -> None:
+    from bst_core import diagnostics
+
+    info = diagnostics.gather()
+    if as_json:
+        print_json(info)
+    else:
+        print(diagnostics.format(info))
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bst", description="BST Studio: sort sounds into the 23 classes of the Broad Sound Taxonomy.")
-    parser.add_argument("--version", action="version", version=f"bst-studio {__version__}")
+    parser.add_argument("--version", action=_VersionAction,
+                        help="print the version, torch build, encoder stacks and folders, then exit "
+                             "(`bst --version --json`: as JSON)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("train", help="cross-validate HATR on a labelled dataset (writes a run folder)",
@@ -281,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--absent", choices=ABSENT_MODES, default="reference",
                    help="reference: a class never predicted drops out of the means (organizers' code); "
                         "strict: it counts as 0")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_common(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="predict a source with the ensemble of a run folder")
@@ -310,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("package", metavar="PACKAGE_DIR", help="the task1/<label>/ folder")
     p.add_argument("eval_root", metavar="EVAL_ROOT", nargs="?",
                    help="evaluation folder: check the ids against its metadata")
+    _add_common(p)
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("extract", help="compute audio+text embeddings into a resumable store")
@@ -341,6 +398,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--version" in argv and set(argv) <= {"--version", "--json"}:
+        _print_version(as_json="--json" in argv)
+        return EXIT_OK
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.func
     try:
