@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bst_core.abstain import add_abstain_argument
 from bst_core.config import (
     DEFAULT_ENCODER,
     DEFAULT_PRECISION,
@@ -156,7 +157,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     finally:
         bars.close()
     _print_notes(corpus.notes, args)
-    out = pipeline.write_predictions_csv(predictions, args.out, probabilities=args.probabilities)
+    out = pipeline.write_predictions_csv(predictions, args.out, probabilities=args.probabilities,
+                                         abstain=args.abstain)
     if _json(args):
         print_json({"command": "predict", "n": len(predictions), "n_models": predictions.n_models,
                     "text_only": predictions.text_only_count, "out": str(out), "precision": args.precision,
@@ -346,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="PRED.csv")
     p.add_argument("--store", metavar="STORE", help="embedding store for sources without shipped embeddings")
     p.add_argument("--probabilities", action="store_true", help="append the 23 class probabilities")
+    add_abstain_argument(p)
     _add_precision(p)
     _add_common(p)
     p.set_defaults(func=cmd_predict)

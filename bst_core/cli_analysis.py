@@ -1,11 +1,203 @@
 """``bst`` commands that analyse a source or a run beyond the challenge loop (similar, explain,
-issues, report, ...). Each is a thin caller of :mod:`bst_core.pipeline` or an analysis module."""
+issues, report, ...). Each is a thin caller of :mod:`bst_core.pipeline` or an analysis module.
+
+Exit codes as :mod:`bst_core.cli`: 0 success, 2 bad input (a :class:`BadInputError` raised here is
+printed by ``cli.main``), 1 anything else.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import Any
 
+import pandas as pd
+
+from bst_core.console import add_output_flags, print_json
+from bst_core.errors import BadInputError
+
+EXIT_OK = 0
+
+
+def _json(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "json", False))
+
+
+def _print_notes(notes: list[str], args: argparse.Namespace) -> None:
+    """Notes about the input go to stderr (also under --quiet); with --json they are in the object."""
+    if _json(args):
+        return
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+
+
+def _say(args: argparse.Namespace, text: str) -> None:
+    """A summary line on stderr (stdout carries the CSV); none under --quiet or --json."""
+    if not (getattr(args, "quiet", False) or _json(args)):
+        print(text, file=sys.stderr)
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [dict(row) for row in frame.to_dict(orient="records")]
+
+
+def _csv(frame: pd.DataFrame) -> None:
+    frame.to_csv(sys.stdout, index=False, float_format="%.6f", lineterminator="\n")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, not {text!r}") from exc
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, not {value}")
+    return value
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+def cmd_similar(args: argparse.Namespace) -> int:
+    from bst_core import pipeline
+    from bst_core.similar import similar
+
+    corpus = pipeline.open_source(args.source, store=args.store, require_embeddings=True)
+    _print_notes(corpus.notes, args)
+    frame = similar(corpus, args.id, k=args.k, space=args.space)
+    if _json(args):
+        print_json({"command": "similar", "id": str(args.id), "space": args.space, "k": args.k,
+                    "neighbours": _records(frame), "notes": list(corpus.notes)})
+    else:
+        _csv(frame)
+    return EXIT_OK
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bst_core import pipeline
+    from bst_core.explain import LatentIndex, training_corpus
+    from bst_core.runs import RunFolder
+
+    run = RunFolder(args.run)
+    training = training_corpus(run.path)   # refuses first when the run's dataset is gone
+    source = Path(args.source).expanduser().absolute()
+    same = source.resolve() == Path(run.dataset_root).resolve() and args.store is None
+    corpus = training if same else pipeline.open_source(source, store=args.store, require_embeddings=True)
+    notes = list(training.notes) if same else [*training.notes, *corpus.notes]
+    _print_notes(notes, args)
+    if str(args.id) not in set(map(str, corpus.ids)):
+        raise BadInputError(f"{corpus.root} has no item with id {args.id!r}; give one of its ids.")
+    index = LatentIndex(pipeline.load_ensemble(run.path), training)
+    explanation = index.explain(corpus, args.id, args.k)
+    if _json(args):
+        print_json({"command": "explain", "id": str(args.id), "prediction": explanation.label,
+                    "score": explanation.score, "n_models": explanation.prediction.n_models,
+                    "training_dataset": run.dataset_root, "neighbours": _records(explanation.neighbours),
+                    "notes": notes})
+        return EXIT_OK
+    _say(args, f"{args.id}: predicted {explanation.label} (score {explanation.score:.3f}) by "
+               f"{explanation.prediction.n_models} fold model(s); nearest training items of {run.dataset_root} "
+               "in the models' latent space (mean cosine similarity over the fold models):")
+    _csv(explanation.neighbours)
+    return EXIT_OK
+
+
+def cmd_issues(args: argparse.Namespace) -> int:
+    from bst_core import pipeline
+    from bst_core.atomic import atomic_open
+    from bst_core.label_issues import run_issues
+
+    result = pipeline.load_run(args.run)
+    found = run_issues(result)
+    _print_notes(found.notes, args)
+    frame = found.top(args.top)
+    if args.out:
+        with atomic_open(args.out, "w", newline="") as handle:
+            frame.to_csv(handle, index=False, float_format="%.6f", lineterminator="\n")
+    if _json(args):
+        print_json({"command": "issues", "run_dir": str(result.run_dir), "n_items": found.n_items,
+                    "flagged": len(found), "folds": result.folds, "out": args.out,
+                    "issues": _records(frame), "notes": found.notes})
+        return EXIT_OK
+    if not args.out:
+        _csv(frame)
+    partial = f" (partial run: folds {', '.join(map(str, result.folds))} only)" if result.missing_folds else ""
+    shown = f"; {len(frame)} written to {args.out}" if args.out else (
+        f"; the first {len(frame)} shown" if len(frame) < len(found) else "")
+    _say(args, f"{len(found)} of {found.n_items} out-of-fold item(s) flagged as likely mislabelled{partial}{shown}")
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bst_core.report import FORMATS, report_runs, write_report
+
+    if args.out and Path(args.out).suffix.lower() not in FORMATS:
+        raise BadInputError(f"{args.out}: unknown report format; name the output FILE.md, FILE.csv or FILE.tex.")
+    report = report_runs(args.runs)
+    out = write_report(report, args.out) if args.out else None
+    if _json(args):
+        print_json({"command": "report", "out": None if out is None else str(out),
+                    "same_protocol": report.same_protocol,
+                    "runs": [{"name": c.name, "run_dir": str(c.run_dir), "dataset": c.dataset, "mode": c.mode,
+                              "folds": c.folds, "folds_planned": c.folds_planned, "n_items": c.n_items,
+                              "lam": c.lam, "absent": c.absent,
+                              "summary": {m: {"mean": mean, "std": std} for m, (mean, std) in c.summary.items()},
+                              "class_hf": c.class_hf} for c in report.columns]})
+    elif out is not None:
+        print(f"wrote {out} ({len(report.columns)} run(s))")
+    else:
+        sys.stdout.write(report.markdown())
+    return EXIT_OK
+
+
+# --- parser --------------------------------------------------------------------------------------
 
 def add_analysis_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register the analysis subcommands on the ``bst`` parser's subparsers (none yet)."""
-    del sub
+    """Register the analysis subcommands on the ``bst`` parser's subparsers."""
+    from bst_core.similar import DEFAULT_K, DEFAULT_SPACE, SPACES
+
+    p = sub.add_parser("similar", help="the k sounds of a source most like one of its items (CSV on stdout)",
+                       description="Nearest sounds by cosine similarity of the stored embeddings (exact "
+                                   "search), the item itself excluded. Prints id,similarity,label,title.")
+    p.add_argument("source", metavar="SOURCE", help="dataset, evaluation folder, folder of sounds or CSV")
+    p.add_argument("id", metavar="ID", help="the item's id")
+    p.add_argument("--store", metavar="STORE", help="embedding store for sources without shipped embeddings")
+    p.add_argument("--k", type=_positive, default=DEFAULT_K, help=f"how many neighbours (default {DEFAULT_K})")
+    p.add_argument("--space", choices=SPACES, default=DEFAULT_SPACE,
+                   help="audio, text, or both (concatenated L2-normalised vectors; default)")
+    add_output_flags(p)
+    p.set_defaults(func=cmd_similar)
+
+    p = sub.add_parser("explain", help="why this label: the nearest training items in the model's latent space",
+                       description="The k training items of the run (its own dataset) nearest to an item in the "
+                                   "fold models' fused feature space (mean cosine similarity over the fold models). "
+                                   "Prints id,similarity,label,title; the prediction goes to stderr.")
+    p.add_argument("run", metavar="RUN_DIR")
+    p.add_argument("source", metavar="SOURCE", help="the source holding the item (may be the run's dataset)")
+    p.add_argument("id", metavar="ID", help="the item's id")
+    p.add_argument("--store", metavar="STORE", help="embedding store of SOURCE")
+    p.add_argument("--k", type=_positive, default=5, help="how many training items (default 5)")
+    add_output_flags(p)
+    p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("issues", help="suspected label errors of a cross-validation run (cleanlab)",
+                       description="Items whose given label is most likely wrong, from the run's out-of-fold "
+                                   "probabilities (cleanlab confident learning), ranked, with the suggested "
+                                   "class. CSV rank,id,given,suggested,label_quality,suggested_probability.")
+    p.add_argument("run", metavar="RUN_DIR")
+    p.add_argument("--top", type=_positive, metavar="N", help="only the N most likely errors")
+    p.add_argument("--out", metavar="CSV", help="write the CSV here instead of stdout")
+    add_output_flags(p)
+    p.set_defaults(func=cmd_issues)
+
+    p = sub.add_parser("report", help="Table 1 and Table 2 of the seed report for one or more runs",
+                       description="hP, hR, hF, leaf and top-level accuracy (mean ± std over folds) and "
+                                   "class-wise hF, one column per run, λ and absent-class mode stated; from the "
+                                   "runs' own results. Markdown on stdout, or --out FILE.md|.csv|.tex.")
+    p.add_argument("runs", metavar="RUN_DIR", nargs="+")
+    p.add_argument("--out", metavar="FILE", help="FILE.md, FILE.csv or FILE.tex")
+    add_output_flags(p)
+    p.set_defaults(func=cmd_report)

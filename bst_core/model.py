@@ -117,6 +117,24 @@ class HATR(nn.Module):
 
     def forward(self, audio: torch.Tensor | None, text: torch.Tensor | None,
                 audio_present: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        features, attention = self._encode(audio, text, audio_present)
+        z = self.latent_projector(features)
+        for block in self.residual_blocks:
+            z = block(z)
+        return self.head(z), attention
+
+    def features(self, audio: torch.Tensor | None, text: torch.Tensor | None,
+                 audio_present: torch.Tensor | None = None) -> torch.Tensor:
+        """The model's own ``(batch, hidden)`` feature of each item, before ``latent_projector``: the
+        attention-fused encoding in ``both`` mode, else the one modality's encoding.
+
+        Same arguments as :meth:`forward`; the caller chooses train/eval mode and grad (explanations
+        use eval mode under ``inference_mode``).
+        """
+        return self._encode(audio, text, audio_present)[0]
+
+    def _encode(self, audio: torch.Tensor | None, text: torch.Tensor | None,
+                audio_present: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         attention = None
         if self.fusion is not None:
             assert self.audio_encoder is not None and self.text_encoder is not None
@@ -128,10 +146,7 @@ class HATR(nn.Module):
         else:
             assert self.text_encoder is not None and text is not None, "text mode needs text embeddings"
             features = self.text_encoder(text)
-        z = self.latent_projector(features)
-        for block in self.residual_blocks:
-            z = block(z)
-        return self.head(z), attention
+        return features, attention
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -226,13 +226,21 @@ def score(predictions: Predictions, truth: pd.Series, *, lam: float = 0.75, abse
                     absent=absent)  # type: ignore[arg-type]
 
 
-def write_predictions_csv(predictions: Predictions, out: PathLike, *, probabilities: bool = False) -> Path:
-    """The submission's three columns, then ``audio_status`` (and the 23 probabilities if asked)."""
+def write_predictions_csv(predictions: Predictions, out: PathLike, *, probabilities: bool = False,
+                          abstain: float | None = None) -> Path:
+    """The submission's three columns, then ``audio_status``; with ``abstain`` (a threshold T) also
+    ``top_level,top_level_score,decision`` (:mod:`bst_core.abstain`); the 23 probabilities if asked."""
     from bst_core.atomic import atomic_open
 
+    if abstain is None:
+        frame = predictions.submission_frame(probabilities=probabilities)
+    else:
+        from bst_core.abstain import with_abstain
+
+        frame = with_abstain(predictions, abstain, probabilities=probabilities)
     out = Path(out)
     with atomic_open(out, "w", newline="") as handle:
-        predictions.submission_frame(probabilities=probabilities).to_csv(handle, index=False, float_format="%.6f")
+        frame.to_csv(handle, index=False, float_format="%.6f")
     return out
 
 

@@ -328,3 +328,20 @@ def write_evaluation_folder(root: str | os.PathLike[str], *, n: int = 40, dim: i
         writer.writerows(zip(ids, labels, strict=True))
         atomic.write_text(truth_csv_path(root), buffer.getvalue())
     return root
+
+
+def flip_labels(corpus: Corpus, fraction: float, *, seed: int = 0) -> tuple[Corpus, list[str]]:
+    """A copy of ``corpus`` whose labels are wrong for ``round(fraction * n)`` items, chosen and
+    relabelled deterministically from ``seed`` (each to a uniformly drawn *other* class); also the
+    ids of the flipped items. For measuring label-error detection (:mod:`bst_core.label_issues`)."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction must be within [0, 1], not {fraction}")
+    rng = np.random.default_rng(seed)
+    labels = corpus.table["label"].astype(str).to_numpy(dtype=object).copy()
+    rows = np.sort(rng.choice(len(labels), size=round(fraction * len(labels)), replace=False))
+    for row in rows:
+        others = [k for k in CLASS_KEYS if k != labels[row]]
+        labels[row] = others[int(rng.integers(len(others)))]
+    table = corpus.table.copy()
+    table["label"] = labels
+    return replace(corpus, table=table), [str(corpus.table["id"].iloc[r]) for r in rows]
