@@ -89,8 +89,9 @@ class Ensemble:
             raise BadInputError(f"Unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}.")
         audio, text = self._inputs(corpus)
         status = corpus.audio_status()
-        present = (torch.as_tensor(has_audio(status), device=next(self.models[0].parameters()).device)
-                   if self.mask_missing_audio and self.mode == "both" else None)
+        audio_ok = has_audio(status)
+        present = (torch.as_tensor(audio_ok, device=next(self.models[0].parameters()).device)
+                   if self.mask_missing_audio and self.mode == "both" and not audio_ok.all() else None)
         n = len(corpus)
         total = np.zeros((n, len(CLASS_KEYS)), dtype=np.float64)
         attention = np.zeros((n, 2), dtype=np.float64) if self.mode == "both" else None

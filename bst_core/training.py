@@ -259,8 +259,9 @@ def _to_tensors(corpus: Corpus, config: TrainConfig, device: torch.device) -> _D
     assert encoder is not None
     status = corpus.audio_status()
     present = None
-    if config.mode == "both" and config.missing_audio == "mask":
-        present = torch.as_tensor(has_audio(status), device=device)
+    audio_ok = has_audio(status)
+    if config.mode == "both" and config.missing_audio == "mask" and not audio_ok.all():
+        present = torch.as_tensor(audio_ok, device=device)   # no mask needed when every item has audio
     return _Data(
         codes=np.array(corpus.labels.astype(str).map(CLASS_INDEX), dtype=np.int64),
         audio=audio, text=text,
