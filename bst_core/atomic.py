@@ -148,7 +148,7 @@ def write_files_together(folder: PathLike, files: Mapping[str, str | bytes]) -> 
             data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
             _write_synced(staging / name, data)
         os.chmod(staging, 0o777 & ~_umask())
-        _fsync_dir(staging)
+        fsync_dir(staging)
         replace = target.is_dir() and not target.is_symlink()
         if not replace:
             try:
@@ -161,7 +161,7 @@ def write_files_together(folder: PathLike, files: Mapping[str, str | bytes]) -> 
             _carry_other_entries(target, staging, set(files))
             _swap_in(staging, target)
         staging = None
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         return target
     except BaseException as exc:
         if staging is not None:
@@ -234,7 +234,7 @@ def _write_synced(path: Path, data: bytes) -> None:
     os.chmod(path, file_mode())
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     """Make a rename durable (no-op where folders cannot be opened, e.g. Windows)."""
     with contextlib.suppress(OSError, AttributeError):
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))

@@ -150,15 +150,6 @@ def _writing_file(path: Path) -> Iterator[None]:
         raise
 
 
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def _remove(path: Path) -> None:
     """Delete a file or folder; errors (in use on Windows, gone already) are left for the next write."""
     with contextlib.suppress(OSError):
@@ -598,14 +589,14 @@ class EmbeddingStore:
                         np.save(handle, matrix)
                 with _writing_file(folder / ITEMS), atomic.atomic_open(folder / ITEMS, "w", newline="") as handle:
                     index.loc[:, list(_ITEM_COLUMNS)].to_csv(handle, index=False)
-                _fsync_dir(folder)
+                atomic.fsync_dir(folder)
                 with _writing_file(self.path / MANIFEST):
                     atomic.write_json(self.path / MANIFEST, manifest)  # the switch
             except BaseException:
                 if self._on_disk_generation() != generation:
                     _remove(folder)
                 raise
-            _fsync_dir(self.path)
+            atomic.fsync_dir(self.path)
             self._audio = self._text = np.zeros((0, 0), np.float32)  # release the maps before deleting
             self._chunks = []
             self._clean_leftovers(generation=generation, compacted_through=self._last_seq,
