@@ -75,6 +75,8 @@ def atomic_open(path: PathLike, mode: str = "w", encoding: str | None = "utf-8",
     raised as :class:`BadInputError` (see :func:`disk_full_error`).
     """
     target = Path(path)
+    if target.is_dir():
+        raise BadInputError(f"{target} is a folder; give the path of a file to write.")
     binary = "b" in mode
     tmp: str | None = None
     try:

@@ -422,6 +422,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if full is not None:   # a write outside the atomic helpers (a folder, a database) hit a full disk
             print(f"bst {args.command}: {full}", file=sys.stderr)
             return EXIT_BAD_INPUT
+        if isinstance(exc, IsADirectoryError | NotADirectoryError | FileNotFoundError | PermissionError) \
+                and exc.filename:   # a path given on the command line that cannot be used as asked
+            wanted = "a file, not a folder" if isinstance(exc, IsADirectoryError) else "writable and of the right kind"
+            print(f"bst {args.command}: cannot use {exc.filename}: {exc.strerror}. Give a path that is {wanted}.",
+                  file=sys.stderr)
+            return EXIT_BAD_INPUT
         print(f"bst {args.command}: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         if os.environ.get("BST_DEBUG"):
             raise

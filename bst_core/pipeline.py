@@ -87,9 +87,9 @@ def open_source(path: PathLike, *, store: PathLike | None = None, require_embedd
             corpus.store = candidate
             break
     if require_embeddings and corpus.audio is None and corpus.text is None:
-        why = [n for n in corpus.notes if "Extract the embeddings again" in n]
+        why = [n for n in corpus.notes if "embedding" in n.lower() or ".npy" in n]
         raise BadInputError(
-            f"{source} has no usable embeddings{' (' + why[-1] + ')' if why else ''}. Compute them first: "
+            f"{source} has no usable embeddings{' (' + ' '.join(why) + ')' if why else ''}. Compute them first: "
             f"`bst extract {source}` (add --encoder clap for the challenge's CLAP embeddings); in the app, "
             "Source → Extract embeddings.")
     return corpus

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import re
@@ -554,8 +555,9 @@ class EmbeddingStore:
             path = folder / f"chunk-{self._last_seq + 1:06d}.npz"
             with _writing_file(path):
                 folder.mkdir(exist_ok=True)
-                with atomic.atomic_open(path, "wb") as handle:
-                    np.savez(handle, **fields)
+                buffer = io.BytesIO()      # the zip is complete in memory: a failed write leaves no
+                np.savez(buffer, **fields)  # half-closed ZipFile behind to complain at garbage collection
+                atomic.write_bytes(path, buffer.getvalue())
             self._last_seq += 1
             self._chunks.append(_Chunk(path, *(fields[key] for key in _CHUNK_KEYS)))
             self._chunk_names = self._chunk_names | {path.name}

@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from bst_core.errors import BadInputError
+from bst_core.text import MAX_FIELD_CHARS
 
 FALLBACK_ENCODING = "cp1252"
 _BOMS: tuple[tuple[bytes, str, str], ...] = (   # longest first: the UTF-32 LE BOM starts with UTF-16's
@@ -87,6 +88,10 @@ def read_text(path: str | os.PathLike[str]) -> DecodedText:
     return decode_text(data, path)
 
 
+MAX_CELL_CHARS = 100_000
+"""Longest value kept from a CSV cell; longer ones are cut (and counted in the note)."""
+
+
 @dataclass(frozen=True)
 class CsvTable:
     """A parsed CSV: every column ``str``, values exactly as written; the encoding and its note."""
@@ -146,7 +151,19 @@ def read_csv_table(path: str | os.PathLike[str], *, header_only: bool = False) -
     except csv.Error as exc:
         raise BadInputError(f"{path} cannot be read as CSV (line {reader.line_num}: {exc}). Check that it is "
                             "a complete, comma-separated file with a header row.") from exc
+    note = decoded.note
+    long_cells = 0
+    for row in rows:           # a pathological cell is cut here, so no later copy of it costs memory
+        for k, cell in enumerate(row):
+            if len(cell) > MAX_CELL_CHARS:
+                row[k] = cell[:MAX_CELL_CHARS]
+                long_cells += 1
+    if long_cells:
+        note = " ".join(filter(None, [note, (
+            f"{long_cells} value(s) of {path} were longer than {MAX_CELL_CHARS:,} characters and were cut to "
+            f"that length (only the first {MAX_FIELD_CHARS:,} characters of a title, tags or description are "
+            "embedded anyway).")]))
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
     frame = pd.DataFrame({name: pd.Series(list(values), dtype=str) for name, values in zip(names, columns,
                                                                                           strict=True)})
-    return CsvTable(frame, decoded.encoding, decoded.note)
+    return CsvTable(frame, decoded.encoding, note)

@@ -102,3 +102,23 @@ def test_export_of_a_folder_that_is_not_an_evaluation_set_is_refused(
     assert main(["export", str(partial_run), str(sounds), "--label", LABEL, "--out", str(out), "-q",
                  "--allow-partial"]) == EXIT_BAD_INPUT
     assert "not an evaluation folder" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_folder_given_as_the_output_file_is_bad_input_not_a_crash(
+        partial_run: Path, eval_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "pred"
+    folder.mkdir()
+    assert main(["predict", str(partial_run), str(eval_root), "--out", str(folder), "-q"]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert f"{folder} is a folder" in err and "Traceback" not in err
+
+
+def test_a_huge_metadata_value_is_cut_on_reading_and_the_note_says_so(tmp_path: Path) -> None:
+    from bst_core.textfile import MAX_CELL_CHARS, read_csv_table
+
+    path = tmp_path / "meta.csv"
+    path.write_text("id,description\n1," + "wind " * 400_000 + "\n2,short\n", encoding="utf-8")
+    table = read_csv_table(path)
+    assert len(table.frame.loc[0, "description"]) == MAX_CELL_CHARS
+    assert table.frame.loc[1, "description"] == "short"
+    assert "1 value(s)" in table.note and "were cut" in table.note
