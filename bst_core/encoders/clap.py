@@ -37,6 +37,7 @@ import numpy as np
 
 from bst_core import jobs
 from bst_core.checkpoints import ensure_clap_files, load_clap_state_dict
+from bst_core.console import quiet_library_warnings
 from bst_core.corpus import CLAP_ENCODER, EncoderInfo
 from bst_core.errors import BadInputError
 
@@ -107,7 +108,7 @@ class ClapEncoder:
         if not arrays:
             return np.zeros((0, self.info.audio_dim), np.float32)
         seeds = [clip_seed(clip, self.seed) for clip in arrays]
-        with _GLOBAL_STATE_LOCK, _numpy_rng_restored(), torch.inference_mode():
+        with _GLOBAL_STATE_LOCK, _numpy_rng_restored(), torch.inference_mode(), quiet_library_warnings():
             vectors = self._module.get_audio_embedding_from_data(_seeding_each(arrays, seeds), use_tensor=False)
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
@@ -118,7 +119,7 @@ class ClapEncoder:
         items = ["" if text is None else str(text) for text in texts]
         if not items:
             return np.zeros((0, self.info.text_dim), np.float32)
-        with torch.inference_mode():
+        with torch.inference_mode(), quiet_library_warnings():
             vectors = self._module.get_text_embedding(items)
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
@@ -191,7 +192,7 @@ def import_laion_clap(text_files: str | os.PathLike[str]) -> Any:
         # laion_clap needs these but does not declare them: torchvision at import, torchaudio for audio.
         importlib.import_module("torchvision")
         importlib.import_module("torchaudio")
-        with _GLOBAL_STATE_LOCK, _local_pretrained(Path(text_files)):
+        with _GLOBAL_STATE_LOCK, _local_pretrained(Path(text_files)), quiet_library_warnings():
             module = importlib.import_module("laion_clap")
     except ImportError as exc:
         missing = getattr(exc, "name", None) or str(exc)
