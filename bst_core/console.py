@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from bst_core.errors import BadInputError
 from bst_core.jobs import Progress
 
 PROGRESS_INTERVAL_ENV = "BST_PROGRESS_INTERVAL"
@@ -101,8 +102,11 @@ def progress_interval() -> float:
     try:
         value = float(raw)
     except ValueError:
-        return DEFAULT_INTERVAL_S
-    return value if math.isfinite(value) and value >= 0 else DEFAULT_INTERVAL_S
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise BadInputError(f"${PROGRESS_INTERVAL_ENV}={raw!r} is not a number of seconds ≥ 0; set it to e.g. 5 "
+                            "or unset it.")
+    return value
 
 
 def _seconds(s: float) -> str:

@@ -87,7 +87,7 @@ class Ensemble:
         """
         if precision not in PRECISIONS:
             raise BadInputError(f"Unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}.")
-        audio, text = self._inputs(corpus)
+        audio, text = self.inputs(corpus)
         status = corpus.audio_status()
         audio_ok = has_audio(status)
         present = (torch.as_tensor(audio_ok, device=next(self.models[0].parameters()).device)
@@ -111,7 +111,9 @@ class Ensemble:
             source=str(corpus.root) if corpus.root else "", run_dir=self.run_dir, origin="ensemble",
             n_models=len(self.models), parameters_per_model=self.parameters_per_model, precision=precision)
 
-    def _inputs(self, corpus: Corpus) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    def inputs(self, corpus: Corpus) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The corpus's audio/text matrices as tensors on the models' device (None for an unused
+        modality); IncompatibleError when its encoder or dimensions are not the models'."""
         what = f"the embeddings of {corpus.root}" if corpus.root else "the corpus embeddings"
         if corpus.encoder is None:
             raise IncompatibleError(f"{what.capitalize()} do not say which encoder made them; this "

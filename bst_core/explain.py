@@ -61,7 +61,7 @@ def _rows(corpus: Corpus, rows: np.ndarray) -> Corpus:
 def latent_features(ensemble: Ensemble, corpus: Corpus, *, batch_size: int = 8192) -> np.ndarray:
     """``(n_models, n, hidden)`` unit-norm features of every item of ``corpus`` under each fold model
     (eval mode; items without decoded audio masked like the ensemble's predictions)."""
-    audio, text = ensemble._inputs(corpus)  # checks encoder and dimensions, as predict does
+    audio, text = ensemble.inputs(corpus)  # checks encoder and dimensions, as predict does
     present = None
     if ensemble.mask_missing_audio and ensemble.mode == "both":
         device = next(ensemble.models[0].parameters()).device
