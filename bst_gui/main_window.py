@@ -44,6 +44,7 @@ from bst_core.predictions import Predictions
 from bst_core.runs import CrossValResult, RunFolder
 from bst_core.session import Session
 from bst_core.workspace import Workspace
+from bst_gui.analysis import install_analysis
 from bst_gui.audition import AuditionController
 from bst_gui.clip_panel import ClipPanel
 from bst_gui.export_dialog import ExportDialog
@@ -162,6 +163,7 @@ class MainWindow(QMainWindow):
         self.results_dock.raise_()
         self._create_menus()
         self._connect()
+        self.analysis = install_analysis(self)      # Similar, Map, Runs, Relabel next (issue 9)
         self._restore_layout()
         self._dock_visibility: dict[QDockWidget, bool] = {}
         self._show_page(library=False, force=True)
