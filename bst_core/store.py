@@ -789,28 +789,40 @@ def read_npy_vector(path: Path, dim: int) -> np.ndarray:
     return vector
 
 
-def npy_file_stats(folder: str | os.PathLike[str]) -> dict[str, tuple[int, int]]:
-    """``{stem: (size, mtime_ns)}`` of the ``.npy`` files in ``folder`` (one listing, one stat each)."""
-    stats: dict[str, tuple[int, int]] = {}
+NpyStat = tuple[int, int, int, int]
+"""(size, mtime_ns, ctime_ns, inode) of one ``.npy`` file."""
+
+
+def npy_file_stats(folder: str | os.PathLike[str]) -> dict[str, NpyStat]:
+    """``{stem: (size, mtime_ns, ctime_ns, inode)}`` of the ``.npy`` files in ``folder`` (one listing,
+    one stat each)."""
+    stats: dict[str, NpyStat] = {}
     with os.scandir(folder) as entries:
         for entry in entries:
             if entry.name.endswith(".npy") and not entry.name.startswith("."):
                 with contextlib.suppress(FileNotFoundError):  # removed while listing
                     info = entry.stat()
-                    stats[entry.name[:-4]] = (int(info.st_size), int(info.st_mtime_ns))
+                    stats[entry.name[:-4]] = (int(info.st_size), int(info.st_mtime_ns), int(info.st_ctime_ns),
+                                              int(info.st_ino))
     return stats
 
 
-def npy_item_state(ids: Sequence[str], audio_stats: dict[str, tuple[int, int]],
-                   text_stats: dict[str, tuple[int, int]]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _npy_key(stat: NpyStat) -> str:
+    return ":".join(str(value) for value in stat)
+
+
+def npy_item_state(ids: Sequence[str], audio_stats: dict[str, NpyStat],
+                   text_stats: dict[str, NpyStat]) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """``(sizes, mtime_ns, keys)`` of items read from an audio and a text ``.npy`` file each.
 
-    The size is the sum of both files', the mtime the later one; the key names both files' size and
-    mtime_ns, so a change of either file (even to an older time) is noticed.
+    The size is the sum of both files', the mtime the later one; the key names both files' size,
+    mtime_ns, ctime_ns and inode. A file rewritten in place with its old size and its old mtime put
+    back (``cp -p``, ``rsync -t``, ``touch -r``) still gets a new ctime, which no program can set, and a
+    file replaced by another gets a new inode: either is noticed and the file is read again.
     """
     sizes = np.array([audio_stats[i][0] + text_stats[i][0] for i in ids], np.int64)
     mtimes = np.array([max(audio_stats[i][1], text_stats[i][1]) for i in ids], np.int64)
-    keys = [f"{audio_stats[i][0]}:{audio_stats[i][1]}|{text_stats[i][0]}:{text_stats[i][1]}" for i in ids]
+    keys = [f"{_npy_key(audio_stats[i])}|{_npy_key(text_stats[i])}" for i in ids]
     return sizes, mtimes, keys
 
 
@@ -818,11 +830,11 @@ def consolidate_npy_folders(ids: Sequence[str], audio_dir: str | os.PathLike[str
                             text_dir: str | os.PathLike[str], store_path: str | os.PathLike[str],
                             encoder: EncoderInfo, job: jobs.Job | None = None, *, source: str = "",
                             notes: list[str] | None = None,
-                            stats: tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]]] | None = None,
+                            stats: tuple[dict[str, NpyStat], dict[str, NpyStat]] | None = None,
                             lock_timeout: float | None = None) -> EmbeddingStore:
     """Read ``<id>.npy`` from ``audio_dir`` and ``text_dir`` into the store at ``store_path``.
 
-    Every file is keyed on its own size and mtime_ns, so a rerun reads only new or changed files
+    Every file is keyed on its own size, mtime_ns, ctime_ns and inode, so a rerun reads only new or changed files
     (and resumes after a cancel: finished batches are kept); "Re-read N changed embedding file(s)
     of <source>" is appended to ``notes``. ``stats`` (:func:`npy_file_stats` of both folders) saves
     listing them again. Every vector is validated (:func:`read_npy_vector`). Returns the compacted store.

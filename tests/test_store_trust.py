@@ -81,6 +81,21 @@ def test_npy_files_overwritten_in_place_are_reread(tmp_path: Path) -> None:
     assert not any("Re-read" in note for note in read_bsd_dataset(root).notes)
 
 
+def test_npy_file_rewritten_with_its_old_mtime_put_back_is_reread(tmp_path: Path) -> None:
+    """cp -p / rsync -t restore size and mtime; the ctime (which no program can set) still differs."""
+    root = write_bsd_dataset(tmp_path / "bsd", n_per_class=2, dim=8)
+    first = read_bsd_dataset(root)
+    path = root / AUDIO_FEATURES / f"{first.ids[3]}.npy"
+    before = path.stat()
+    time.sleep(0.01)  # the new ctime must differ at this filesystem's resolution
+    np.save(path, np.full(8, 7.25, np.float32))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    second = read_bsd_dataset(root)
+    np.testing.assert_array_equal(second.audio[3], np.full(8, 7.25, np.float32))
+    assert f"Re-read 1 changed embedding file(s) of {root.resolve()}." in second.notes
+
+
 def test_format_1_cache_is_rebuilt(tmp_path: Path) -> None:
     root = write_bsd_dataset(tmp_path / "bsd", n_per_class=1, dim=8)
     first = read_bsd_dataset(root)

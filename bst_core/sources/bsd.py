@@ -10,7 +10,7 @@ A dataset folder::
 
 The per-sound ``.npy`` files are read once into an :class:`~bst_core.store.EmbeddingStore` under
 ``paths.cache_dir()/stores/``; later opens memory-map it. Every cached sound is keyed on the size
-and mtime_ns of both its files (one stat each per open), so files overwritten in place are noticed
+mtime_ns, ctime_ns and inode of both its files (one stat each per open), so files overwritten in place are noticed
 and only they are read again (a note says how many). The expected vector size is the one most
 files have; files of another size are named.
 """
@@ -33,6 +33,7 @@ from bst_core.errors import BadInputError
 from bst_core.store import (
     FORMAT_VERSION,
     EmbeddingStore,
+    NpyStat,
     consolidate_npy_folders,
     npy_file_stats,
     npy_item_state,
@@ -135,7 +136,7 @@ def load_shipped_embeddings(root: Path, ids: Sequence[str], *,
 
     Returns None when either folder is absent. The first call reads the files into a cache store
     (progress stage "read embeddings"); later calls stat every file and memory-map the cache,
-    reading again only files whose size or mtime_ns changed.
+    reading again only files whose size, mtime_ns, ctime_ns or inode changed.
     """
     root = Path(root).resolve()
     audio_dir, text_dir = root / AUDIO_FEATURES, root / TEXT_FEATURES
@@ -183,7 +184,7 @@ def _aligned(audio: np.ndarray, text: np.ndarray, found: np.ndarray, store: Embe
 
 
 def _encoder_from_files(audio_dir: Path, text_dir: Path, have: Sequence[str], store: EmbeddingStore | None,
-                        stats: tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]]]) -> EncoderInfo:
+                        stats: tuple[dict[str, NpyStat], dict[str, NpyStat]]) -> EncoderInfo:
     """CLAP encoder identity with the vector sizes most files have (see :func:`_majority_size`)."""
     known = store.encoder if store is not None else CLAP_ENCODER
     if not have:
@@ -192,7 +193,7 @@ def _encoder_from_files(audio_dir: Path, text_dir: Path, have: Sequence[str], st
                    text_dim=_majority_size(text_dir, have, stats[1], known.text_dim))
 
 
-def _majority_size(folder: Path, have: Sequence[str], stats: dict[str, tuple[int, int]], known: int) -> int:
+def _majority_size(folder: Path, have: Sequence[str], stats: dict[str, NpyStat], known: int) -> int:
     """The vector size most of ``have``'s files in ``folder`` hold (``known`` wins a tie).
 
     Files are grouped by their size on disk and one file per group is read, so the common case
