@@ -345,6 +345,8 @@ class Filters:
     duration_min: float | None = None
     duration_max: float | None = None
     ids: frozenset[str] | None = None   # exactly these ids (the clips behind a confusion cell)
+    ordered_ids: tuple[str, ...] | None = None
+    """Exactly these ids, shown in this order (similar sounds, a search by words, a queue)."""
 
     @property
     def active(self) -> bool:
@@ -373,6 +375,8 @@ def filter_mask(frame: pd.DataFrame, filters: Filters) -> np.ndarray:
         mask &= prediction == filters.prediction
     if filters.ids is not None:
         mask &= frame["id"].isin(filters.ids).to_numpy(dtype=bool)
+    if filters.ordered_ids is not None:
+        mask &= frame["id"].isin(filters.ordered_ids).to_numpy(dtype=bool)
     if filters.duration_min is not None or filters.duration_max is not None:
         duration = frame["duration_s"].to_numpy(dtype=np.float64)
         with np.errstate(invalid="ignore"):

@@ -72,6 +72,7 @@ class LibraryModel(QAbstractTableModel):
         self._query: Query = parse_query("")
         self._filters = Filters()
         self._sort: tuple[str, bool] | None = None
+        self._ranked = False       # an ordered_ids filter shows in its own order until a header click
         self._sort_cache: dict[tuple[str, bool], np.ndarray] = {}
         self._tooltips: dict[str, str] = {c.key: c.description for c in taxonomy.classes()}
         self._tooltips.update({c.top: c.top_name for c in taxonomy.classes()})
@@ -166,7 +167,11 @@ class LibraryModel(QAbstractTableModel):
     def set_filters(self, filters: Filters) -> None:
         if filters == self._filters:
             return
+        ranked_changed = filters.ordered_ids != self._filters.ordered_ids
         self._filters = filters
+        if ranked_changed:
+            self._ranked = filters.ordered_ids is not None
+            self._order = self._sorted_positions()
         self._apply_visibility()
 
     def _compute_mask(self) -> np.ndarray:
@@ -195,6 +200,8 @@ class LibraryModel(QAbstractTableModel):
         self.visible_changed.emit(len(self.visible_rows), len(self.frame))
 
     def _sorted_positions(self) -> np.ndarray:
+        if self._ranked and self._filters.ordered_ids is not None and len(self.frame):
+            return self._ranked_positions(self._filters.ordered_ids)
         if self._sort is None or not len(self.frame):
             return np.arange(len(self.frame), dtype=np.int64)
         order = self._sort_cache.get(self._sort)
@@ -202,10 +209,18 @@ class LibraryModel(QAbstractTableModel):
             order = self._sort_cache[self._sort] = sort_order(self.frame, *self._sort)
         return order
 
+    def _ranked_positions(self, ids: Sequence[str]) -> np.ndarray:
+        """Frame positions of ``ids`` in their order (unknown ids skipped), then every other row."""
+        head = np.array(list(dict.fromkeys(p for p in map(self._position_of_id.get, ids) if p is not None)),
+                        dtype=np.int64)
+        rest = np.setdiff1d(np.arange(len(self.frame), dtype=np.int64), head, assume_unique=True)
+        return np.concatenate([head, rest])
+
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         """Sort by a table column (numpy argsort over all rows; keeps the selection)."""
         if not 0 <= column < len(LIBRARY_COLUMNS):
             return
+        self._ranked = False
         self._sort = (LIBRARY_COLUMNS[column], order == Qt.SortOrder.DescendingOrder)
         self._order = self._sorted_positions()
         self._relayout(self._order[self._mask[self._order]])

@@ -27,7 +27,9 @@ from bst_core import taxonomy
 from bst_core.library_query import LIBRARY_COLUMNS, Filters
 from bst_gui.library_model import LibraryModel
 
-SEARCH_HINT = "Search  ·  words  -exclude  class:fx-o  top:ss  pred:ss-u  score>0.5"
+SEARCH_HINT = "Search  ·  words  -exclude  class:fx-o  top:ss  pred:ss-u  score>0.5  ·  ~words by meaning (CLAP)"
+WORDS_PREFIX = "~"
+"""A search box text starting with this is a search by meaning (CLAP), run on Enter: ``words_search``."""
 COLUMN_WIDTHS = {"id": 90, "title": 260, "duration_s": 64, "truth": 62, "prediction": 74,
                  "score": 66, "top": 42, "edited": 60, "status": 70, "audio": 150}
 
@@ -118,6 +120,7 @@ class LibraryView(QWidget):
 
     current_changed = Signal(str)
     activated = Signal(str)
+    words_search = Signal(str)       # "~dog barking" + Enter in the search box: the words after "~"
 
     def __init__(self, model: LibraryModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -127,7 +130,7 @@ class LibraryView(QWidget):
         self.search = QLineEdit()
         self.search.setPlaceholderText(SEARCH_HINT)
         self.search.setClearButtonEnabled(True)
-        self.search.textChanged.connect(model.set_query)
+        self.search.textChanged.connect(self._search_changed)
         self.search.installEventFilter(self)
         self.count_label = QLabel()
         self.count_label.setObjectName("muted")
@@ -231,11 +234,13 @@ class LibraryView(QWidget):
             parts.append(f"prediction {filters.prediction or '(none)'}")
         if filters.ids is not None:
             parts.append(f"{len(filters.ids)} chosen clips")
+        if filters.ordered_ids is not None:
+            parts.append(f"{len(filters.ordered_ids)} listed clips")
         self.pair_button.setText((caption or "  ·  ".join(parts)) + "   ✕")
         self.pair_button.setVisible(bool(parts))
 
     def _clear_pair(self) -> None:
-        self.set_filters(replace(self.model.filters, truth=None, prediction=None, ids=None))
+        self.set_filters(replace(self.model.filters, truth=None, prediction=None, ids=None, ordered_ids=None))
 
     def clear_filters(self) -> None:
         """No search text, no filters: every row visible."""
@@ -292,9 +297,17 @@ class LibraryView(QWidget):
 
     # --- keys in the search box ---------------------------------------------------------------------
 
+    def _search_changed(self, text: str) -> None:
+        """The box's text as the table's query; a "~words" search by meaning filters nothing until Enter."""
+        self.model.set_query("" if text.lstrip().startswith(WORDS_PREFIX) else text)
+
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if watched is self.search and event.type() == QEvent.Type.KeyPress:
             key = event.key() if isinstance(event, QKeyEvent) else None
+            text = self.search.text().lstrip()
+            if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and text.startswith(WORDS_PREFIX):
+                self.words_search.emit(text[len(WORDS_PREFIX):].strip())
+                return True
             if key in (Qt.Key.Key_Down, Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.model.rowCount():
                 self.table.setFocus()
                 if self.current_id() is None:
