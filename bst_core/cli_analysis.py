@@ -153,6 +153,37 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_map(args: argparse.Namespace) -> int:
+    from bst_core import pipeline
+    from bst_core.atomic import atomic_open
+    from bst_core.console import make_progress
+    from bst_core.embedding_map import compute_map, map_frame
+    from bst_core.jobs import Job
+
+    corpus = pipeline.open_source(args.source, store=args.store, require_embeddings=True)
+    _print_notes(corpus.notes, args)
+    progress = make_progress(getattr(args, "quiet", False) or _json(args), sys.stderr)
+    try:
+        result = compute_map(corpus, args.space, args.method, progress=Job(progress))
+    finally:
+        progress.close()
+    frame = map_frame(corpus, result)
+    if args.out:
+        with atomic_open(args.out, "w", newline="") as handle:
+            frame.to_csv(handle, index=False, float_format="%.6f", lineterminator="\n")
+    if _json(args):
+        print_json({"command": "map", "n": len(frame), "method": result.method, "space": result.space,
+                    "out": args.out, "notes": list(corpus.notes),
+                    **({} if args.out else {"points": _records(frame)})})
+        return EXIT_OK
+    if not args.out:
+        _csv(frame)
+    fallback = " (PCA: UMAP needs more items)" if result.method != args.method else ""
+    _say(args, f"{result.method} map of {len(frame)} item(s), {result.space} embeddings{fallback}"
+               + (f" → {args.out}" if args.out else ""))
+    return EXIT_OK
+
+
 # --- parser --------------------------------------------------------------------------------------
 
 def add_analysis_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -201,3 +232,18 @@ def add_analysis_commands(sub: argparse._SubParsersAction) -> None:  # type: ign
     p.add_argument("--out", metavar="FILE", help="FILE.md, FILE.csv or FILE.tex")
     add_output_flags(p)
     p.set_defaults(func=cmd_report)
+
+    from bst_core.embedding_map import DEFAULT_METHOD, METHODS
+    from bst_core.embedding_map import DEFAULT_SPACE as MAP_SPACE
+
+    p = sub.add_parser("map", help="2D map of a source's sounds (UMAP or PCA of the embeddings), as CSV",
+                       description="Coordinates of every item in a 2D map of its embeddings: UMAP (umap-learn, "
+                                   "reproducible, cached per store and content) or PCA (instant). CSV "
+                                   "id,x,y,truth,title on stdout or into --out.")
+    p.add_argument("source", metavar="SOURCE", help="dataset, evaluation folder, folder of sounds or CSV")
+    p.add_argument("--store", metavar="STORE", help="embedding store for sources without shipped embeddings")
+    p.add_argument("--out", metavar="CSV", help="write the CSV here instead of stdout")
+    p.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD, help=f"default {DEFAULT_METHOD}")
+    p.add_argument("--space", choices=SPACES, default=MAP_SPACE, help=f"embeddings to map (default {MAP_SPACE})")
+    add_output_flags(p)
+    p.set_defaults(func=cmd_map)
