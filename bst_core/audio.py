@@ -1,8 +1,12 @@
 """Decode audio files to mono float32 at the rate an encoder wants, with reasons a person reads.
 
-Formats are whatever the installed libsndfile reads (through ``soundfile``): WAV (8/16/24/32-bit
-int, float), FLAC, OGG/Vorbis and Opus, AIFF, and MP3 from libsndfile 1.1 on
-(``soundfile.available_formats()`` lists them). Any channel count is averaged to mono.
+Formats: libsndfile (through ``soundfile``) is tried first: WAV (8/16/24/32-bit int, float), FLAC,
+OGG/Vorbis and Opus, AIFF, and MP3 from libsndfile 1.1 on (``soundfile.available_formats()`` lists
+them). A file libsndfile does not recognise goes to FFmpeg through PyAV (``av``, whose wheel carries
+its own FFmpeg: no system FFmpeg needed): AAC and ALAC in M4A/MP4, WMA, Opus or Vorbis in Matroska,
+WebM or MP4, AC-3, and the first audio stream of video files (.mp4, .mkv, .webm, .mov, ...). What
+FFmpeg logs while decoding becomes the file's reason or warning ("decoder said (...)"), never raw
+stderr. Any channel count is averaged to mono.
 
 Resampling uses libsoxr (``soxr``, the resampler of SoX) at its "HQ" setting: a band-limited
 polyphase resampler with a steep anti-alias filter, so no aliasing or droop in the pass band for
@@ -37,10 +41,22 @@ from bst_core import jobs
 from bst_core.errors import BadInputError
 from bst_core.jobs import Job
 
-AUDIO_EXTENSIONS: frozenset[str] = frozenset({
+SOUNDFILE_EXTENSIONS: frozenset[str] = frozenset({
     ".wav", ".wave", ".bwf", ".rf64", ".w64", ".flac", ".ogg", ".oga", ".opus",
     ".aif", ".aiff", ".aifc", ".mp3", ".au", ".snd", ".caf",
 })
+"""Extensions of the formats libsndfile reads."""
+
+FFMPEG_EXTENSIONS: frozenset[str] = frozenset({
+    ".m4a", ".m4b", ".aac", ".alac", ".mp4", ".m4v", ".mov", ".3gp", ".3g2",   # MPEG-4 / QuickTime
+    ".wma", ".wmv", ".asf",                                                  # Windows Media
+    ".mkv", ".mka", ".webm",                                                 # Matroska
+    ".ac3", ".eac3", ".mp2", ".amr", ".ape", ".wv", ".mpc", ".tta", ".dts",
+    ".avi", ".flv", ".mpg", ".mpeg", ".vob",                                 # other video containers
+})
+"""Extensions of what only FFmpeg (PyAV) reads: their first audio stream is decoded."""
+
+AUDIO_EXTENSIONS: frozenset[str] = SOUNDFILE_EXTENSIONS | FFMPEG_EXTENSIONS
 """File name extensions treated as audio by the folder and CSV readers."""
 
 RESAMPLE_QUALITY = "HQ"
@@ -152,12 +168,33 @@ def _header_promises_more(handle: sf.SoundFile) -> bool:
     return bool(_SHORT_DATA.search(log)) or "lacks an end-of-stream bit" in log
 
 
+@dataclass
+class _Read:
+    """What one decoder read of a file, before the common checks of :func:`decode`.
+
+    ``frames``: the file's length in source frames as its header states; ``cap``: how many of them
+    were wanted; ``frames_read``: how many were read; ``error``: why reading stopped early ("" when
+    it did not); ``unrecognised``: libsndfile does not know the format (FFmpeg is tried next).
+    """
+
+    samples: np.ndarray
+    source_sr: int = 0
+    channels: int = 0
+    frames: int = 0
+    cap: int = 0
+    frames_read: int = 0
+    error: str = ""
+    warnings: list[str] | None = None
+    unrecognised: bool = False
+
+
 def decode(path: str | os.PathLike[str], target_sr: int, *, max_seconds: float | None = None) -> Decoded:
     """Read ``path`` as mono float32 at ``target_sr``; never raises for a bad file.
 
-    Reads in blocks and stops after ``max_seconds`` (warning "truncated to first N s"), so a
-    2-hour file costs only what is kept. A file that breaks off midway keeps what was readable
-    (warning "cut off (decoded ...)"); a file of which nothing is readable is ``failed``.
+    libsndfile first; FFmpeg (PyAV) when libsndfile does not recognise the format. Reads in blocks
+    and stops after ``max_seconds`` (warning "truncated to first N s"), so a 2-hour file costs only
+    what is kept. A file that breaks off midway keeps what was readable (warning "cut off
+    (decoded ...)"); a file of which nothing is readable is ``failed``.
     """
     path = Path(path)
     reason = _precheck(path)
@@ -165,27 +202,24 @@ def decode(path: str | os.PathLike[str], target_sr: int, *, max_seconds: float |
         return _failed(reason, target_sr)
     from bst_core.console import capture_library_output
 
-    warnings: list[str] = []
-    # Python warnings and what the C decoders (libmpg123, ...) print on stderr become this file's words.
+    # Python warnings and what the C decoders (libmpg123, FFmpeg, ...) print become this file's words.
     with capture_library_output() as said:
-        try:
-            with sf.SoundFile(path) as handle:
-                source_sr, channels, frames = handle.samplerate, handle.channels, handle.frames
-                duration_s = frames / source_sr if source_sr else 0.0
-                cap = frames if max_seconds is None else min(frames, math.ceil(max_seconds * source_sr))
-                if _header_promises_more(handle):
-                    warnings.append("file is shorter than its header says (cut off?)")
-                samples, frames_read, read_error = _read_mono(handle, cap, source_sr, target_sr)
-        except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-            read_error, frames_read = exc, 0
-    if read_error is not None and not frames_read:
-        return _failed(said.fold_into(describe_error(read_error)), target_sr)
-    if read_error is not None or cap - frames_read > max(0.01 * cap, 0.05 * source_sr):
+        read = _read_soundfile(path, target_sr, max_seconds)
+        if read.unrecognised:
+            from bst_core.audio_ffmpeg import read_ffmpeg
+
+            read = read_ffmpeg(path, target_sr, max_seconds)
+    warnings = list(read.warnings or [])
+    samples, source_sr, frames_read, cap = read.samples, read.source_sr, read.frames_read, read.cap
+    duration_s = read.frames / source_sr if source_sr else 0.0
+    if read.error and not frames_read:
+        return _failed(said.fold_into(read.error), target_sr)
+    if read.error or cap - frames_read > max(0.01 * cap, 0.05 * source_sr):
         warnings.append(f"cut off (decoded {format_duration(frames_read / source_sr)} "
                         f"of {format_duration(duration_s)})")
     if not len(samples):
         return _failed(said.fold_into(NO_SAMPLES), target_sr)
-    if frames_read >= cap and cap < frames:
+    if frames_read >= cap and cap < read.frames:
         warnings.append(f"truncated to first {format_duration(cap / source_sr)} "
                         f"(file is {format_duration(duration_s)})")
     if not np.isfinite(samples).all():
@@ -196,7 +230,24 @@ def decode(path: str | os.PathLike[str], target_sr: int, *, max_seconds: float |
     if not np.any(samples):
         warnings.append("digital silence")
     warnings.extend(said.notes)
-    return Decoded(samples, target_sr, duration_s, "ok", "", "; ".join(warnings), source_sr, channels)
+    return Decoded(samples, target_sr, duration_s, "ok", "", "; ".join(warnings), source_sr, read.channels)
+
+
+def _read_soundfile(path: Path, target_sr: int, max_seconds: float | None) -> _Read:
+    """Decode with libsndfile (``unrecognised`` when it does not know the format)."""
+    try:
+        with sf.SoundFile(path) as handle:
+            source_sr, channels, frames = handle.samplerate, handle.channels, handle.frames
+            cap = frames if max_seconds is None else min(frames, math.ceil(max_seconds * source_sr))
+            warnings = (["file is shorter than its header says (cut off?)"] if _header_promises_more(handle)
+                        else [])
+            samples, frames_read, read_error = _read_mono(handle, cap, source_sr, target_sr)
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        if isinstance(exc, sf.LibsndfileError) and exc.code == 1:   # SF_ERR_UNRECOGNISED_FORMAT
+            return _Read(np.zeros(0, np.float32), unrecognised=True)
+        return _Read(np.zeros(0, np.float32), error=describe_error(exc))
+    return _Read(samples, source_sr, channels, frames, cap, frames_read,
+                 describe_error(read_error) if read_error is not None else "", warnings)
 
 
 def _read_mono(handle: sf.SoundFile, cap: int, source_sr: int,
@@ -242,11 +293,29 @@ def probe(path: str | os.PathLike[str]) -> AudioInfo:
     if not reason:
         try:
             info = sf.info(str(path))
-        except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        except sf.LibsndfileError as exc:
+            if exc.code != 1:   # libsndfile knows the format but not this file; else FFmpeg's turn
+                reason = describe_error(exc)
+            else:
+                from bst_core.audio_ffmpeg import probe_ffmpeg
+
+                found = probe_ffmpeg(path)
+                if isinstance(found, AudioInfo):
+                    return found
+                reason = found
+        except (RuntimeError, OSError) as exc:
             reason = describe_error(exc)
         else:
             return AudioInfo(info.frames / info.samplerate, info.samplerate, info.channels)
     raise BadInputError(f"{path}: {reason}. Check that the file is a readable audio file.")
+
+
+def ffmpeg_tags(path: str | os.PathLike[str]) -> tuple[dict[str, str], float]:
+    """Tags and duration of a file only FFmpeg reads (:func:`bst_core.audio_ffmpeg.ffmpeg_tags`; PyAV is
+    imported on first use)."""
+    from bst_core.audio_ffmpeg import ffmpeg_tags as read_tags
+
+    return read_tags(Path(path))
 
 
 def envelope(samples: np.ndarray, sr: int, points: int = 1600) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -29,7 +29,7 @@ import pandas as pd
 import soundfile as sf
 
 from bst_core import jobs
-from bst_core.audio import AUDIO_EXTENSIONS
+from bst_core.audio import AUDIO_EXTENSIONS, ffmpeg_tags
 from bst_core.corpus import Corpus, empty_table
 from bst_core.errors import BadInputError
 from bst_core.sources.bsd import examples, id_problem
@@ -50,7 +50,9 @@ def _embedded(path: Path) -> tuple[dict[str, str], float]:
             tags = {k: v.strip() for k, v in handle.copy_metadata().items() if v and v.strip()}
             duration = handle.frames / handle.samplerate if handle.samplerate else float("nan")
             return tags, duration
-    except (sf.LibsndfileError, RuntimeError, OSError):
+    except sf.LibsndfileError as exc:
+        return ffmpeg_tags(path) if exc.code == 1 else ({}, float("nan"))   # 1: a format only FFmpeg reads
+    except (RuntimeError, OSError):
         return {}, float("nan")
 
 
@@ -58,6 +60,7 @@ def _scan(root: Path, job: jobs.Job | None) -> tuple[list[Path], list[str]]:
     """Audio files under ``root`` in a stable order, plus notes on what was skipped."""
     found: list[Path] = []
     hidden = 0
+    other: list[str] = []   # files that are not audio by their extension
     unreadable: list[str] = []
 
     def on_error(error: OSError) -> None:
@@ -69,8 +72,12 @@ def _scan(root: Path, job: jobs.Job | None) -> tuple[list[Path], list[str]]:
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         found.extend(Path(folder) / name for name in sorted(files)
                      if not name.startswith(".") and Path(name).suffix.lower() in AUDIO_EXTENSIONS)
+        other.extend(os.path.relpath(os.path.join(folder, name), root) for name in sorted(files)
+                     if not name.startswith(".") and Path(name).suffix.lower() not in AUDIO_EXTENSIONS)
         jobs.report(job, "scan", len(found), None, folder)
     notes = []
+    if other:
+        notes.append(f"skipped {len(other)} files that are not audio by their extension: {examples(other, 10)}")
     if hidden:
         notes.append(f"skipped {hidden} hidden files or folders (names starting with '.')")
     notes.extend(f"could not list folder {entry}" for entry in unreadable)
