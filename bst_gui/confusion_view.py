@@ -3,8 +3,10 @@
 :class:`ConfusionView` is a small toolbar (raw counts / row-normalised) over a
 :class:`ConfusionCanvas` that paints the matrix itself: rows are the truth, columns the
 prediction, both in taxonomy order with a BST colour chip beside each key and a coloured band per
-top level. Clicking a cell emits ``cell_clicked(truth_key, predicted_key)``; hovering shows the
-class names and the count.
+top level. Clicking a cell emits ``cell_clicked(truth_key, predicted_key)``; Ctrl+click adds or
+removes a cell and Shift+click selects the block from the last clicked cell, both emitting
+``cells_selected(list of (truth_key, predicted_key))`` (the library then lists the union of their
+clips). Selected cells are outlined; hovering shows the class names and the count.
 """
 
 from __future__ import annotations
@@ -14,10 +16,26 @@ from collections.abc import Sequence
 import numpy as np
 from PySide6.QtCore import QEvent, QPoint, QRect, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QMouseEvent, QPainter, QPaintEvent, QPen, QPixmap
-from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QLabel, QToolButton, QToolTip, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QHBoxLayout,
+    QLabel,
+    QScrollArea,
+    QToolButton,
+    QToolTip,
+    QVBoxLayout,
+    QWidget,
+)
 
 from bst_core.taxonomy import BY_KEY, CLASS_KEYS, TOP_LEVEL_NAMES, classes_of_top, top_of
 from bst_gui import style
+
+MIN_CELL = 16
+"""Smallest cell side in pixels (two digits stay readable); below it the matrix scrolls."""
+MAX_CELL = 40
+"""Largest cell side: a full-screen matrix does not grow past what helps reading."""
+SELECTION_COLOUR = "#ff8c00"
+"""Outline of selected cells (and tint of their keys): orange, apart from both blue ramps."""
 
 MODES: tuple[str, ...] = ("counts", "row")
 """``counts``: raw numbers of clips; ``row``: percent of the true class (each row sums to 100)."""
@@ -71,18 +89,21 @@ def class_title(key: str) -> str:
 # --- the painted matrix --------------------------------------------------------------------------
 
 class ConfusionCanvas(QWidget):
-    """Paints the matrix; emits ``cell_clicked(truth_key, predicted_key)`` on a left click."""
+    """Paints the matrix; emits ``cell_clicked(truth_key, predicted_key)`` on a left click and
+    ``cells_selected(list[tuple[str, str]])`` on Ctrl+click (toggle a cell) or Shift+click (a block)."""
 
     cell_clicked = Signal(str, str)
+    cells_selected = Signal(list)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setMouseTracking(True)
-        self.setMinimumSize(380, 340)
         self._keys: tuple[str, ...] = CLASS_KEYS
         self._counts: np.ndarray | None = None
         self._mode = "counts"
         self._hover: tuple[int, int] | None = None
+        self._selected: list[tuple[int, int]] = []   # (row, col), in the order they were picked
+        self._anchor: tuple[int, int] | None = None  # the last plain or Ctrl click (Shift+click's corner)
         self._origin = QPoint(0, 0)
         self._cell = 24
         self._cache: QPixmap | None = None
@@ -101,6 +122,7 @@ class ConfusionCanvas(QWidget):
             self._counts = matrix
         self._keys = tuple(class_keys)
         self._hover = None
+        self._selected, self._anchor = [], None
         self._relayout()
         self._invalidate()
 
@@ -117,6 +139,25 @@ class ConfusionCanvas(QWidget):
     @property
     def mode(self) -> str:
         return self._mode
+
+    def selected_cells(self) -> list[tuple[str, str]]:
+        """The selected cells as (truth key, predicted key), in the order they were picked."""
+        return [(self._keys[r], self._keys[c]) for r, c in self._selected]
+
+    def clips_in(self, cells: Sequence[tuple[str, str]]) -> int:
+        """How many clips the (truth, prediction) cells hold together."""
+        if self._counts is None:
+            return 0
+        index = {k: i for i, k in enumerate(self._keys)}
+        return sum(int(self._counts[index[t], index[p]]) for t, p in set(cells) if t in index and p in index)
+
+    def set_selected_cells(self, cells: Sequence[tuple[str, str]]) -> None:
+        """Select these (truth, prediction) cells (unknown keys are ignored); no signal."""
+        index = {k: i for i, k in enumerate(self._keys)}
+        chosen = [(index[t], index[p]) for t, p in cells if t in index and p in index]
+        self._selected = list(dict.fromkeys(chosen))
+        self._anchor = self._selected[-1] if self._selected else None
+        self.update()
 
     def display_values(self) -> np.ndarray | None:
         """What the cells show: counts, or fractions of each row (rows without clips are 0)."""
@@ -153,7 +194,7 @@ class ConfusionCanvas(QWidget):
         left, top, right, bottom = self._margins()
         n = len(self._keys)
         cell = int(min((self.width() - left - right) / n, (self.height() - top - bottom) / n))
-        self._cell = max(12, cell)
+        self._cell = max(MIN_CELL, min(MAX_CELL, cell))
         grid_w = self._cell * n
         x = left + max(0, (self.width() - left - right - grid_w) // 2)
         y = top + max(0, (self.height() - top - bottom - grid_w) // 2)
@@ -168,6 +209,12 @@ class ConfusionCanvas(QWidget):
         left, top, right, bottom = self._margins()
         n = len(self._keys)
         return QSize(left + right + 28 * n, top + bottom + 28 * n)
+
+    def minimumSizeHint(self) -> QSize:
+        """Cells of :data:`MIN_CELL` pixels: readable; a smaller space scrolls (see ConfusionView)."""
+        left, top, right, bottom = self._margins()
+        n = len(self._keys)
+        return QSize(left + right + MIN_CELL * n, top + bottom + MIN_CELL * n)
 
     def cell_rect(self, row: int, col: int) -> QRect:
         """Rectangle of cell (truth ``row``, prediction ``col``) in this widget's coordinates."""
@@ -200,8 +247,10 @@ class ConfusionCanvas(QWidget):
         if self._cache is None or self._cache.size() != self.size() * self.devicePixelRatioF():
             self._cache = self._render()
         painter.drawPixmap(0, 0, self._cache)
-        if self._hover is not None and self._counts is not None:
-            self._paint_hover(painter, *self._hover)
+        if self._counts is not None:
+            self._paint_selection(painter)
+            if self._hover is not None:
+                self._paint_hover(painter, *self._hover)
         painter.end()
 
     def _render(self) -> QPixmap:
@@ -236,15 +285,35 @@ class ConfusionCanvas(QWidget):
 
     def _paint_hover(self, painter: QPainter, row: int, col: int) -> None:
         """Outline the cell and tint its row and column keys."""
-        accent = QColor("#ff8c00")
-        tint = QColor(accent)
+        tint = QColor(SELECTION_COLOUR)
         tint.setAlpha(45)
         cell = self.cell_rect(row, col)
         painter.fillRect(QRect(0, cell.top(), self._origin.x(), cell.height()), tint)
         painter.fillRect(QRect(cell.left(), 0, cell.width(), self._origin.y()), tint)
-        painter.setPen(QPen(accent, 2))
+        painter.setPen(QPen(self.palette().text().color(), 1, Qt.PenStyle.DashLine))
         painter.setBrush(Qt.BrushStyle.NoBrush)
-        painter.drawRect(cell.adjusted(1, 1, -1, -1))
+        painter.drawRect(cell.adjusted(1, 1, -2, -2))
+
+    def _paint_selection(self, painter: QPainter) -> None:
+        """Selected cells: a thick outline in the selection colour over a thin one in the background
+        colour (visible on every shade of the ramp); their row and column keys tinted."""
+        if not self._selected:
+            return
+        tint = QColor(SELECTION_COLOUR)
+        tint.setAlpha(70)
+        for row in {r for r, _ in self._selected}:
+            cell = self.cell_rect(row, 0)
+            painter.fillRect(QRect(0, cell.top(), self._origin.x(), cell.height()), tint)
+        for col in {c for _, c in self._selected}:
+            cell = self.cell_rect(0, col)
+            painter.fillRect(QRect(cell.left(), 0, cell.width(), self._origin.y()), tint)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        for row, col in self._selected:
+            cell = self.cell_rect(row, col)
+            painter.setPen(QPen(self.palette().base().color(), 1))
+            painter.drawRect(cell.adjusted(0, 0, -1, -1))
+            painter.setPen(QPen(QColor(SELECTION_COLOUR), 3))
+            painter.drawRect(cell.adjusted(2, 2, -2, -2))
 
     def _paint_cells(self, painter: QPainter, font: QFont) -> None:
         values = self.display_values()
@@ -415,8 +484,34 @@ class ConfusionCanvas(QWidget):
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
         hit = self.cell_at(event.position().toPoint()) if self._counts is not None else None
         if event.button() == Qt.MouseButton.LeftButton and hit is not None:
-            self.cell_clicked.emit(self._keys[hit[0]], self._keys[hit[1]])
+            modifiers = event.modifiers()
+            if modifiers & Qt.KeyboardModifier.ShiftModifier and self._anchor is not None:
+                self._select_block(self._anchor, hit)
+            elif modifiers & Qt.KeyboardModifier.ControlModifier:
+                self._toggle(hit)
+            else:
+                self._selected, self._anchor = [hit], hit
+                self.update()
+                self.cell_clicked.emit(self._keys[hit[0]], self._keys[hit[1]])
         super().mouseReleaseEvent(event)
+
+    def _toggle(self, cell: tuple[int, int]) -> None:
+        """Ctrl+click: add the cell to the selection, or take it out; emit the selection."""
+        if cell in self._selected:
+            self._selected.remove(cell)
+        else:
+            self._selected.append(cell)
+        self._anchor = cell
+        self.update()
+        self.cells_selected.emit(self.selected_cells())
+
+    def _select_block(self, corner: tuple[int, int], cell: tuple[int, int]) -> None:
+        """Shift+click: every cell of the rectangle between ``corner`` and ``cell``; emit it."""
+        rows = range(min(corner[0], cell[0]), max(corner[0], cell[0]) + 1)
+        cols = range(min(corner[1], cell[1]), max(corner[1], cell[1]) + 1)
+        self._selected = [(r, c) for r in rows for c in cols]
+        self.update()
+        self.cells_selected.emit(self.selected_cells())
 
     def tooltip_text(self, row: int, col: int) -> str:
         """What hovering cell (row, col) says, in words."""
@@ -429,7 +524,7 @@ class ConfusionCanvas(QWidget):
             "same top level" if top_of(truth) == top_of(pred) else "other top level")
         return (f"<b>truth</b> {class_title(truth)}<br><b>predicted</b> {class_title(pred)}<br>"
                 f"{count} clip{'s' if count != 1 else ''}{share} · {verdict}<br>"
-                "<i>click to list these clips</i>")
+                "<i>click to list these clips · Ctrl+click adds the cell to the list, Shift+click a block</i>")
 
 
 def _toggle(text: str, tip: str) -> QToolButton:
@@ -453,17 +548,27 @@ def _fitted(name: str, top: str, metrics: QFontMetrics, width: int) -> str:
 
 
 class ConfusionView(QWidget):
-    """Confusion matrix with a counts / row-normalised switch.
+    """Confusion matrix with a counts / row-normalised switch; a space too small for readable cells
+    scrolls.
 
-    Signals: ``cell_clicked(truth_key, predicted_key)``.
+    Signals: ``cell_clicked(truth_key, predicted_key)``, ``cells_selected(list[tuple[str, str]])``.
     """
 
     cell_clicked = Signal(str, str)
+    cells_selected = Signal(list)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.canvas = ConfusionCanvas(self)
+        self.canvas = ConfusionCanvas()
         self.canvas.cell_clicked.connect(self.cell_clicked)
+        self.canvas.cells_selected.connect(self.cells_selected)
+        self.canvas.cell_clicked.connect(lambda *_: self._show_selection())
+        self.canvas.cells_selected.connect(lambda *_: self._show_selection())
+        self.scroll = QScrollArea()
+        self.scroll.setWidget(self.canvas)
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.scroll.setMinimumSize(120, 80)
         self.counts_button = _toggle("Counts", "Number of clips in each cell")
         self.row_button = _toggle("Row %", "Percent of each true class (every row sums to 100)")
         self.counts_button.setChecked(True)
@@ -484,14 +589,29 @@ class ConfusionView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(bar)
-        layout.addWidget(self.canvas, 1)
+        layout.addWidget(self.scroll, 1)
+        self._caption = ""
 
     def set_matrix(self, counts: np.ndarray | Sequence[Sequence[int]] | None,
                    class_keys: Sequence[str] = CLASS_KEYS, *, caption: str = "") -> None:
         """Show a (23, 23) count matrix (rows truth, columns prediction); None clears."""
         self.canvas.set_matrix(counts, class_keys)
         total = 0 if counts is None else int(np.asarray(counts).sum())
-        self.caption.setText(caption or (f"{total:,} clips · click a cell to list them" if total else ""))
+        self._caption = caption or (f"{total:,} clips · click a cell to list them, Ctrl+click to add one"
+                                    if total else "")
+        self._show_selection()
+
+    def _show_selection(self) -> None:
+        cells = self.canvas.selected_cells()
+        if len(cells) > 1:
+            clips = self.canvas.clips_in(cells)
+            self.caption.setText(f"{len(cells)} cells selected: {clips:,} clips · Ctrl+click adds or removes a cell")
+        else:
+            self.caption.setText(self._caption)
+        self.caption.setToolTip(self.caption.text())
+
+    def selected_cells(self) -> list[tuple[str, str]]:
+        return self.canvas.selected_cells()
 
     def set_mode(self, mode: str) -> None:
         """``"counts"`` or ``"row"``; keeps the switch in step."""
@@ -503,5 +623,6 @@ class ConfusionView(QWidget):
         return self.canvas.mode
 
 
-__all__ = ["DARK_RAMP", "LIGHT_RAMP", "MODES", "ConfusionCanvas", "ConfusionView", "class_title", "is_dark",
+__all__ = ["DARK_RAMP", "LIGHT_RAMP", "MAX_CELL", "MIN_CELL", "MODES", "SELECTION_COLOUR", "ConfusionCanvas",
+           "ConfusionView", "class_title", "is_dark",
            "paint_chip", "ramp_colour", "top_colour"]

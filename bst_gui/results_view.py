@@ -3,15 +3,20 @@
 :class:`ResultsView` shows a :class:`bst_core.runs.CrossValResult` (what ``pipeline.cross_validate``
 and ``pipeline.load_run`` return; ``runs.py`` owns the format), titled with the run and the data it
 was trained on. Clicking a bar emits ``class_clicked(key)``, clicking a confusion cell
-``cell_clicked(truth_key, predicted_key)``.
+``cell_clicked(truth_key, predicted_key)``, Ctrl/Shift+clicking cells ``cells_selected(list of
+(truth_key, predicted_key))``.
+
+Given room (a full-size page or a maximised dock, e.g. 1600×1000) the table sits above the bars
+and the matrix side by side; in a short or narrow dock the three are tabs ("compact"), each
+scrolling rather than shrinking below a readable size, so the view never forces a large window.
 """
 
 from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QFont
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QFont, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
@@ -20,6 +25,7 @@ from PySide6.QtWidgets import (
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -49,6 +55,30 @@ ABSENT_WORDS: dict[str, str] = {
 }
 
 
+COMPACT_BELOW = QSize(900, 560)
+"""Narrower or shorter than this, the table, bars and matrix become tabs (with a little hysteresis)."""
+_HYSTERESIS = 40
+
+
+def dropped_text(result: CrossValResult) -> str:
+    """Which classes were never predicted, and where: ``"fx-m in folds 2, 4 and pooled"`` ("" when none).
+
+    In the reference mode such a class drops out of hP/hR/hF of that fold (or of the pooled table).
+    """
+    pooled = set(result.report.dropped)
+    parts = []
+    for key in CLASS_KEYS:
+        folds = [f for f, r in zip(result.folds, result.fold_reports, strict=True) if key in r.dropped]
+        where = []
+        if folds:
+            where.append(("fold " if len(folds) == 1 else "folds ") + ", ".join(map(str, folds)))
+        if key in pooled:
+            where.append("pooled")
+        if where:
+            parts.append(f"{key} in {' and '.join(where)}")
+    return "; ".join(parts)
+
+
 def _pct(value: float) -> str:
     return "–" if value is None or math.isnan(value) else f"{100 * value:.2f}"
 
@@ -56,10 +86,12 @@ def _pct(value: float) -> str:
 class ResultsView(QWidget):
     """Metric table + per-class bars + confusion matrix.
 
-    Signals: ``cell_clicked(truth_key, predicted_key)``, ``class_clicked(key)``.
+    Signals: ``cell_clicked(truth_key, predicted_key)``, ``cells_selected(list[tuple[str, str]])``
+    (Ctrl/Shift+click on the matrix), ``class_clicked(key)``.
     """
 
     cell_clicked = Signal(str, str)
+    cells_selected = Signal(list)
     class_clicked = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -86,45 +118,90 @@ class ResultsView(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
-        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         self.table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.table.horizontalHeader().setMinimumSectionSize(72)
         self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
         self.table.setAlternatingRowColors(True)
+        self.table.setMinimumWidth(120)
         self.bars = ClassBars()
         self.bars.class_clicked.connect(self.class_clicked)
-        bars_scroll = QScrollArea()
-        bars_scroll.setWidget(self.bars)
-        bars_scroll.setWidgetResizable(True)
-        bars_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        bars_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.bars_scroll = QScrollArea()
+        self.bars_scroll.setWidget(self.bars)
+        self.bars_scroll.setWidgetResizable(True)
+        self.bars_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.bars_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.bars_scroll.setMinimumSize(120, 80)
         self.confusion = ConfusionView()
         self.confusion.cell_clicked.connect(self.cell_clicked)
+        self.confusion.cells_selected.connect(self.cells_selected)
+        # full layout: table above, bars | matrix below
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.splitter.addWidget(bars_scroll)
-        self.splitter.addWidget(self.confusion)
-        self.splitter.setStretchFactor(0, 4)
-        self.splitter.setStretchFactor(1, 5)
         self.splitter.setChildrenCollapsible(False)
-        self.splitter.setMinimumHeight(420)
-        charts = QScrollArea()  # a short dock scrolls the charts instead of growing the window
-        charts.setWidget(self.splitter)
-        charts.setWidgetResizable(True)
-        charts.setFrameShape(QScrollArea.Shape.NoFrame)
         self.vertical = QSplitter(Qt.Orientation.Vertical)
-        self.vertical.addWidget(self.table)
-        self.vertical.addWidget(charts)
-        self.vertical.setStretchFactor(1, 1)
         self.vertical.setChildrenCollapsible(False)
+        # compact layout: one tab each
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.setMinimumSize(120, 80)
+        self.layout_mode = ""
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addWidget(self.title)
         layout.addWidget(self.mode_label)
         layout.addWidget(self.notice)
         layout.addWidget(self.vertical, 1)
+        layout.addWidget(self.tabs, 1)
+        self.set_layout_mode("full")
         self.clear()
+
+    # layout -------------------------------------------------------------------------------------
+
+    def set_layout_mode(self, mode: str) -> None:
+        """``"full"`` (table over bars | matrix) or ``"compact"`` (three tabs)."""
+        if mode not in ("full", "compact"):
+            raise ValueError(f"unknown results layout {mode!r}; use 'full' or 'compact'")
+        if mode == self.layout_mode:
+            return
+        self.layout_mode = mode
+        if mode == "full":
+            current = self.tabs.currentIndex()
+            while self.tabs.count():
+                self.tabs.removeTab(0)
+            self.vertical.addWidget(self.table)
+            self.splitter.addWidget(self.bars_scroll)
+            self.splitter.addWidget(self.confusion)
+            self.splitter.setStretchFactor(0, 4)
+            self.splitter.setStretchFactor(1, 5)
+            self.vertical.addWidget(self.splitter)
+            self.vertical.setStretchFactor(0, 0)
+            self.vertical.setStretchFactor(1, 1)
+            self.tabs.hide()
+            self.vertical.show()
+            self._tab_index = current
+        else:
+            pages = ((self.table, "Metrics", "hP, hR, hF and accuracies per fold, mean ± std, pooled"),
+                     (self.bars_scroll, "Per class", "hP, hR, hF of each class"),
+                     (self.confusion, "Confusion", "Truth × prediction; click a cell to list its clips"))
+            for widget, name, tip in pages:
+                index = self.tabs.addTab(widget, name)
+                self.tabs.setTabToolTip(index, tip)
+                widget.show()
+            self.tabs.setCurrentIndex(max(0, getattr(self, "_tab_index", 0)))
+            self.vertical.hide()
+            self.tabs.show()
+        self._fit_table_height()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        """Switch between the full and the compact layout as the space allows."""
+        size = event.size()
+        margin = _HYSTERESIS if self.layout_mode == "compact" else 0
+        compact = (size.width() < COMPACT_BELOW.width() + margin
+                   or size.height() < COMPACT_BELOW.height() + margin)
+        self.set_layout_mode("compact" if compact else "full")
+        super().resizeEvent(event)
 
     # public API ---------------------------------------------------------------------------------
 
@@ -147,12 +224,11 @@ class ResultsView(QWidget):
                   f"{result.status} run: folds {', '.join(map(str, result.missing_folds))} not finished"
                   if result.missing_folds else ""]
         report = result.report
-        dropped = sorted({k for r in result.fold_reports for k in r.dropped} | set(report.dropped))
         words = ABSENT_WORDS.get(report.absent, report.absent)
         text = " · ".join([what, *[e for e in extras if e]])
-        text += f"\nλ = {report.lam:g} · absent classes: {words} · values in percent"
-        if dropped:
-            text += f" · dropped here: {', '.join(k for k in CLASS_KEYS if k in dropped)}"
+        text += f"\nλ = {report.lam:g} · absent classes: {words} · values in %"
+        if dropped := dropped_text(result):
+            text += f"\nnever predicted, so dropped: {dropped}"
         self.mode_label.setText(text)
         self.notice.setText("" if for_source else
                             f"Not the open source: this run was trained on {result.dataset_label}. These are "
@@ -199,10 +275,15 @@ class ResultsView(QWidget):
         self._fit_table_height()
 
     def _fit_table_height(self) -> None:
-        """Room for every row when there is space; at least the header and one row."""
+        """Full layout: room for every row, at least the header and one row. Compact: the tab's height."""
         header = self.table.horizontalHeader().sizeHint().height()
         row = self.table.verticalHeader().defaultSectionSize()
         full = header + row * self.table.rowCount() + 2 * self.table.frameWidth()
+        if self.layout_mode == "compact":
+            self.table.setMinimumHeight(0)
+            self.table.setMaximumHeight(16777215)
+            self.table.setVisible(True)
+            return
         self.table.setMinimumHeight(header + row + 2 * self.table.frameWidth())
         self.table.setMaximumHeight(full)
         self.table.setVisible(self.table.rowCount() > 0)
@@ -223,4 +304,4 @@ def _mean_std(value: tuple[float, float] | None) -> str:
     return f"{100 * value[0]:.2f} ± {100 * value[1]:.2f}"
 
 
-__all__ = ["ABSENT_WORDS", "COLUMN_TIPS", "COLUMN_TITLES", "ResultsView"]
+__all__ = ["ABSENT_WORDS", "COLUMN_TIPS", "COLUMN_TITLES", "COMPACT_BELOW", "ResultsView", "dropped_text"]

@@ -191,3 +191,159 @@ def test_widgets_render_to_png(qtbot, tmp_path) -> None:
     assert not empty.isNull() and full.width() == 1200
     assert full.save(str(tmp_path / "results.png"))
     assert full.toImage() != empty.toImage()
+
+
+# --- several confusion cells (Ctrl+click, Shift+click) ---------------------------------------------
+
+def _shown_matrix(qtbot) -> ConfusionView:
+    view = ConfusionView()
+    qtbot.addWidget(view)
+    view.resize(900, 820)
+    view.show()
+    qtbot.waitExposed(view)
+    view.set_matrix(confusion_matrix(*_predictions()))
+    return view
+
+
+def _click(qtbot, canvas, cell: tuple[str, str], modifier=Qt.KeyboardModifier.NoModifier) -> None:
+    rect = canvas.cell_rect(CLASS_INDEX[cell[0]], CLASS_INDEX[cell[1]])
+    qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, modifier, rect.center())
+
+
+def test_ctrl_click_selects_several_cells_and_draws_them(qtbot) -> None:
+    from PySide6.QtGui import QColor
+
+    from bst_gui.confusion_view import SELECTION_COLOUR
+
+    view = _shown_matrix(qtbot)
+    canvas = view.canvas
+    ctrl = Qt.KeyboardModifier.ControlModifier
+    _click(qtbot, canvas, ("fx-v", "fx-o"))
+    assert canvas.selected_cells() == [("fx-v", "fx-o")]
+    with qtbot.waitSignal(view.cells_selected, timeout=1000) as blocker:
+        _click(qtbot, canvas, ("is-p", "is-s"), ctrl)
+    assert blocker.args == [[("fx-v", "fx-o"), ("is-p", "is-s")]]
+    with qtbot.assertNotEmitted(view.cell_clicked):       # Ctrl+click is not a plain click
+        _click(qtbot, canvas, ("m-sp", "m-sp"), ctrl)
+    assert canvas.selected_cells() == [("fx-v", "fx-o"), ("is-p", "is-s"), ("m-sp", "m-sp")]
+    assert "3 cells selected" in view.caption.text()
+    assert str(canvas.clips_in(canvas.selected_cells())) in view.caption.text().replace(",", "")
+    image = canvas.grab().toImage()
+    for truth, pred in canvas.selected_cells():
+        rect = canvas.cell_rect(CLASS_INDEX[truth], CLASS_INDEX[pred])
+        assert image.pixelColor(rect.left() + 2, rect.center().y()) == QColor(SELECTION_COLOUR)
+    rect = canvas.cell_rect(CLASS_INDEX["ss-s"], CLASS_INDEX["ss-s"])        # not selected: not outlined
+    assert image.pixelColor(rect.left() + 2, rect.center().y()) != QColor(SELECTION_COLOUR)
+    with qtbot.waitSignal(view.cells_selected, timeout=1000) as blocker:      # Ctrl+click again removes
+        _click(qtbot, canvas, ("is-p", "is-s"), ctrl)
+    assert blocker.args == [[("fx-v", "fx-o"), ("m-sp", "m-sp")]]
+    _click(qtbot, canvas, ("m-sp", "m-sp"))                                   # the corner of a block
+    with qtbot.waitSignal(view.cells_selected, timeout=1000) as blocker:      # Shift+click: the block
+        _click(qtbot, canvas, ("m-si", "m-si"), Qt.KeyboardModifier.ShiftModifier)
+    assert sorted(blocker.args[0]) == [("m-si", "m-si"), ("m-si", "m-sp"), ("m-sp", "m-si"), ("m-sp", "m-sp")]
+    with qtbot.waitSignal(view.cell_clicked, timeout=1000):                   # a plain click: one cell again
+        _click(qtbot, canvas, ("ss-n", "ss-u"))
+    assert canvas.selected_cells() == [("ss-n", "ss-u")]
+    view.set_matrix(confusion_matrix(*_predictions(seed=3)))                 # new data: nothing selected
+    assert canvas.selected_cells() == []
+
+
+def test_results_view_forwards_several_cells(qtbot) -> None:
+    view = ResultsView()
+    qtbot.addWidget(view)
+    view.set_result(_result())
+    with qtbot.waitSignal(view.cells_selected, timeout=1000) as blocker:
+        view.confusion.canvas.cells_selected.emit([("fx-o", "fx-v"), ("fx-v", "fx-o")])
+    assert blocker.args == [[("fx-o", "fx-v"), ("fx-v", "fx-o")]]
+
+
+def test_ctrl_clicked_cells_list_the_union_of_their_clips(qtbot, tmp_path, bsd_root) -> None:
+    from PySide6.QtCore import QSettings
+
+    from bst_core.sources import read_bsd_dataset
+    from bst_gui.main_window import MainWindow
+    from bst_gui.playback import AudioOutput
+    from bst_gui.settings import Settings
+
+    class NoDevice:
+        def query_devices(self, kind=None):
+            raise RuntimeError("no device in tests")
+
+    corpus = read_bsd_dataset(bsd_root)
+    truth = corpus.table["label"].astype(str).tolist()
+    rng = np.random.default_rng(5)
+    keys = np.array(CLASS_KEYS)
+    pred = np.where(rng.random(len(truth)) < 0.5, truth, keys[rng.integers(0, len(keys), len(truth))]).tolist()
+    probs = np.full((len(pred), len(CLASS_KEYS)), 0.01)
+    probs[np.arange(len(pred)), [CLASS_INDEX[p] for p in pred]] = 0.9
+    oof = oof_table(list(corpus.ids), truth, probs, np.arange(len(truth)) % 2 + 1, ["ok"] * len(truth))
+    config = TrainConfig(folds=2)
+    reports, pooled, confusion = results_from_table(oof, {1: 1, 2: 1}, config)
+    run = CrossValResult(tmp_path / "no-run", config, EncoderInfo("offline-logmel-ngram", "1", 192, 512), reports,
+                         oof, pooled, confusion, folds=[1, 2], best_epochs=[1, 1], dataset_root=str(bsd_root))
+
+    settings = Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    window = MainWindow(settings, AudioOutput(sounddevice=NoDevice()))
+    qtbot.addWidget(window)
+    window.show_error = lambda *a, **k: pytest.fail(f"error shown: {a}")
+    window.open_source(bsd_root)
+    qtbot.waitUntil(lambda: not window.jobs.busy, timeout=120_000)
+    window.session.set_run(run)
+    assert window.session.run_is_for_source
+
+    pairs = oof.groupby(["truth", "prediction"]).size().sort_values(ascending=False)
+    cells = [pairs.index[0], pairs.index[1], pairs.index[-1]]
+    canvas = window.results_view.confusion.canvas
+    canvas.set_selected_cells(cells[:1])
+    canvas._toggle((CLASS_INDEX[cells[1][0]], CLASS_INDEX[cells[1][1]]))     # what Ctrl+click does
+    canvas._toggle((CLASS_INDEX[cells[2][0]], CLASS_INDEX[cells[2][1]]))
+    expected = set(oof.loc[[(t, p) in set(cells) for t, p in zip(oof["truth"], oof["prediction"], strict=True)],
+                           "id"].astype(str))
+    assert len(expected) == sum(int(pairs[c]) for c in cells)
+    assert set(window.library.visible_ids()) == expected
+    assert window.current_id() in expected                                    # the first one is selected
+    assert f"{len(expected)} clips" in window.library_view.pair_button.text()
+    assert window.show_confusion_cells([cells[0]]) == int(pairs[cells[0]])    # one cell: the same as a click
+    assert window.show_confusion_cells([]) == len(corpus.ids)                 # none: every clip again
+    window.close()
+
+
+def test_dropped_classes_name_their_folds() -> None:
+    from bst_gui.results_view import dropped_text
+
+    def report(*dropped: str) -> SimpleNamespace:
+        return SimpleNamespace(dropped=list(dropped))
+
+    folds = [report(), report("fx-m"), report(), report("fx-m", "is-k")]
+    result = SimpleNamespace(folds=[1, 2, 3, 4], fold_reports=folds,
+                             report=report("fx-m"))
+    assert dropped_text(result) == "is-k in fold 4; fx-m in folds 2, 4 and pooled"
+    assert dropped_text(SimpleNamespace(folds=[1], fold_reports=[report()], report=report())) == ""
+    view = ResultsView()
+    view.set_result(_result(folds=3))
+    assert "dropped: fx-m in folds 1, 2, 3 and pooled" in view.mode_label.text()
+    assert "values in %" in view.mode_label.text()
+
+
+def test_results_lay_out_full_size_and_in_a_small_dock(qtbot) -> None:
+    view = ResultsView()
+    qtbot.addWidget(view)
+    view.set_result(_result(folds=5))
+    view.resize(1600, 1000)
+    view.show()
+    qtbot.waitExposed(view)
+    assert view.layout_mode == "full" and view.vertical.isVisible() and not view.tabs.isVisible()
+    canvas = view.confusion.canvas
+    assert canvas.cell_rect(0, 0).width() >= 24                     # legible: cells of 24 px or more
+    assert view.table.height() >= view.table.maximumHeight() - 1     # every row of the table shows
+    assert view.bars.height() <= view.bars_scroll.viewport().height()  # the bars need no scrolling
+    view.resize(1300, 300)                                            # a short bottom dock
+    assert view.layout_mode == "compact" and view.tabs.count() == 3 and view.tabs.isVisible()
+    assert [view.tabs.tabText(i) for i in range(3)] == ["Metrics", "Per class", "Confusion"]
+    view.tabs.setCurrentIndex(2)
+    qtbot.wait(10)
+    assert canvas.cell_rect(0, 0).width() >= 16                      # scrolls rather than shrinking
+    view.resize(1600, 1000)
+    assert view.layout_mode == "full" and view.confusion.parent() is not None
+    minimum = view.layout().minimumSize()                              # every part scrolls: a small minimum
+    assert minimum.width() <= 400 and minimum.height() <= 300
