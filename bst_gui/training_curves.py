@@ -2,7 +2,9 @@
 
 Fed point by point from the job's progress (``Progress.data`` carries ``fold``, ``epoch``,
 ``loss``, ``val_hf``) or all at once from a finished run's ``fold_<k>/history.csv``. The best
-epoch of each fold (highest validation hF, the checkpoint training keeps) is marked.
+epoch of each fold (highest validation hF, the checkpoint training keeps) is marked. The legend is
+a line of text above the plots (never over the curves, however many folds); the status line says
+the mean of the best validation hF of the folds that have finished, and how many they are.
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 import pyqtgraph as pg
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from bst_core.errors import BadInputError
 from bst_core.jobs import Progress
@@ -43,6 +45,7 @@ class TrainingCurves(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._folds: dict[int, _Fold] = {}
+        self._finished: set[int] = set()
         self._dirty: set[int] = set()
         self._redraw_timer = QTimer(self, singleShot=True, interval=REDRAW_INTERVAL_MS)
         self._redraw_timer.timeout.connect(self.flush)
@@ -52,17 +55,23 @@ class TrainingCurves(QWidget):
         self.loss_plot = self._make_plot("Training loss", "loss", background, foreground)
         self.hf_plot = self._make_plot("Validation hF", "hF (%)", background, foreground)
         self.hf_plot.getPlotItem().setLimits(yMin=0, yMax=101)
-        self.legend = self.hf_plot.getPlotItem().addLegend(offset=(-10, -10), labelTextColor=foreground,
-                                                           labelTextSize="8pt")
-        self.legend.setBrush(pg.mkBrush(background.red(), background.green(), background.blue(), 200))
+        self.legend = QLabel("")          # outside the plots: it never covers a curve
+        self.legend.setObjectName("curveLegend")
+        self.legend.setTextFormat(Qt.TextFormat.RichText)
+        self.legend.setWordWrap(True)
+        self.legend.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.legend.hide()
         self.status = QLabel("No training yet: start a cross-validation to watch it learn.")
         self.status.setObjectName("muted")
+        self.status.setWordWrap(True)
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         plots = QHBoxLayout()
         plots.setContentsMargins(0, 0, 0, 0)
         plots.addWidget(self.loss_plot, 1)
         plots.addWidget(self.hf_plot, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.legend)
         layout.addLayout(plots, 1)
         layout.addWidget(self.status)
 
@@ -78,7 +87,7 @@ class TrainingCurves(QWidget):
         for axis in ("left", "bottom"):
             item.getAxis(axis).setPen(pg.mkPen(foreground))
             item.getAxis(axis).setTextPen(pg.mkPen(foreground))
-        plot.setMinimumSize(240, 180)
+        plot.setMinimumSize(200, 140)
         plot.setMouseEnabled(x=False, y=False)
         return plot
 
@@ -88,8 +97,9 @@ class TrainingCurves(QWidget):
         """Forget every curve (a new cross-validation starts)."""
         for plot in (self.loss_plot, self.hf_plot):
             plot.getPlotItem().clear()
-        self.legend.clear()
         self._folds.clear()
+        self._finished.clear()
+        self._update_legend()
         self._dirty.clear()
         self._redraw_timer.stop()
         self.status.setText("Waiting for the first epoch…")
@@ -99,9 +109,25 @@ class TrainingCurves(QWidget):
     def add_progress(self, progress: Progress) -> None:
         """Take one job progress report; those carrying fold, epoch, loss and val_hf become points."""
         data = progress.data
-        if not all(k in data for k in ("fold", "epoch", "loss", "val_hf")):
+        if "fold" not in data:
             return
-        self.add_point(int(data["fold"]), int(data["epoch"]), data["loss"], data["val_hf"])
+        fold = int(data["fold"])
+        # folds train one after the other: a report of fold k means every other fold has finished
+        self._finished |= {f for f in self._folds if f != fold}
+        if data.get("reused"):
+            self._finished.add(fold)
+        if not all(k in data for k in ("epoch", "loss", "val_hf")):
+            self.status.setText(self._summary(fold))
+            return
+        self.add_point(fold, int(data["epoch"]), data["loss"], data["val_hf"])
+        if progress.total is not None and int(data["epoch"]) >= progress.total:
+            self.mark_finished(fold)
+
+    def mark_finished(self, fold: int) -> None:
+        """Fold ``fold`` has finished training (its best epoch counts in the mean)."""
+        self._finished.add(fold)
+        if fold in self._folds:
+            self.status.setText(self._summary(fold))
 
     def add_point(self, fold: int, epoch: int, loss: float | None, val_hf: float | None) -> None:
         """Append one epoch of a fold (``val_hf`` as a fraction; None/NaN leave a gap)."""
@@ -127,6 +153,7 @@ class TrainingCurves(QWidget):
         state.epochs = [float(x) for x in history["epoch"]]
         state.loss = [_number(x) for x in history["loss"]]
         state.val_hf = [100 * _number(x) for x in history["val_hf"]]
+        self._finished.add(fold)             # a history on disk is a finished fold's
         self._redraw(fold)
 
     def load_run(self, run) -> None:
@@ -143,6 +170,10 @@ class TrainingCurves(QWidget):
     def folds(self) -> list[int]:
         return sorted(self._folds)
 
+    def finished_folds(self) -> list[int]:
+        """Folds with points that have finished training."""
+        return sorted(self._finished & set(self._folds))
+
     def points(self, fold: int) -> pd.DataFrame:
         """The fold's points as drawn (epoch, loss, val_hf in percent)."""
         state = self._folds[fold]
@@ -156,12 +187,26 @@ class TrainingCurves(QWidget):
             pen = pg.mkPen(colour, width=2)
             state = _Fold()
             state.loss_curve = self.loss_plot.plot([], [], pen=pen, connect="finite")
-            state.hf_curve = self.hf_plot.plot([], [], pen=pen, connect="finite", name=f"fold {fold}")
+            state.hf_curve = self.hf_plot.plot([], [], pen=pen, connect="finite")
             state.best_marker = pg.ScatterPlotItem(size=9, pen=pg.mkPen("#ffffff", width=1), brush=colour,
                                                    symbol="o")
             self.hf_plot.addItem(state.best_marker)
             self._folds[fold] = state
+            self._update_legend()
         return self._folds[fold]
+
+    def _update_legend(self) -> None:
+        """One entry per fold in its colour, and what the dots mean."""
+        entries = [f"<span style='color:{FOLD_COLOURS[(k - 1) % len(FOLD_COLOURS)]}'>━━</span>&nbsp;fold&nbsp;{k}"
+                   for k in sorted(self._folds)]
+        if entries:
+            entries.append("●&nbsp;best epoch (the checkpoint kept)")
+        self.legend.setText("&nbsp;&nbsp;&nbsp; ".join(entries))
+        self.legend.setVisible(bool(entries))
+
+    def legend_entries(self) -> list[str]:
+        """The legend's entries as plain text (tests)."""
+        return [f"fold {k}" for k in sorted(self._folds)]
 
     def _redraw(self, fold: int) -> None:
         state = self._folds[fold]
@@ -174,14 +219,22 @@ class TrainingCurves(QWidget):
         self.status.setText(self._summary(fold))
 
     def _summary(self, latest: int) -> str:
-        state = self._folds[latest]
-        best = _best(state)
-        text = f"fold {latest} · epoch {int(state.epochs[-1])}"
-        if best is not None:
-            text += f" · best val hF {state.val_hf[best]:.2f}% (epoch {int(state.epochs[best])})"
-        bests = [s.val_hf[b] for s in self._folds.values() if (b := _best(s)) is not None]
-        if len(bests) > 1:
-            text += f" · mean of the folds' best: {sum(bests) / len(bests):.2f}%"
+        """The latest fold's epoch and best validation hF; the finished folds' mean best, counted."""
+        state = self._folds.get(latest)
+        if state is None or not state.epochs:
+            text = f"fold {latest} · " + ("finished" if latest in self._finished else "training started")
+        else:
+            best = _best(state)
+            text = f"fold {latest} · epoch {int(state.epochs[-1])}"
+            if best is not None:
+                text += f" · best val hF {state.val_hf[best]:.2f}% (epoch {int(state.epochs[best])})"
+        bests = {k: s.val_hf[b] for k, s in self._folds.items()
+                 if k in self._finished and (b := _best(s)) is not None}
+        if len(bests) == 1:
+            (k, value), = bests.items()
+            text += f" · fold {k} finished: best {value:.2f}%" if k != latest else " · finished"
+        elif bests:
+            text += f" · mean of the {len(bests)} finished folds' best: {sum(bests.values()) / len(bests):.2f}%"
         return text
 
 

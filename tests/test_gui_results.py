@@ -163,11 +163,15 @@ def test_training_curves_follow_progress_and_load_a_run(qtbot) -> None:
         for epoch, hf in enumerate((0.5, 0.7, 0.65), start=1):
             curves.add_progress(Progress(f"fold {fold}/5", epoch, 10, "",
                                          {"fold": fold, "epoch": epoch, "loss": 1.0 / epoch, "val_hf": hf}))
-    curves.add_progress(Progress("fold 3/5", 0, 10, "training", {"fold": 3}))  # not an epoch: ignored
-    assert curves.folds() == [1, 2]
     points = curves.points(2)
     assert list(points["epoch"]) == [1, 2, 3] and list(points["val_hf"]) == pytest.approx([50, 70, 65])
     assert "best val hF 70.00% (epoch 2)" in curves.status.text()
+    assert "fold 1 finished: best 70.00%" in curves.status.text()      # fold 2 is still training
+    assert "mean" not in curves.status.text()
+    curves.add_progress(Progress("fold 3/5", 0, 10, "training", {"fold": 3}))  # not an epoch: no point
+    assert curves.folds() == [1, 2] and curves.finished_folds() == [1, 2]
+    assert "fold 3 · training started" in curves.status.text()
+    assert "mean of the 2 finished folds' best: 70.00%" in curves.status.text()
     curves.add_point(2, 4, None, math.nan)  # gaps are allowed
     assert math.isnan(curves.points(2)["loss"].iloc[-1])
 
@@ -347,3 +351,35 @@ def test_results_lay_out_full_size_and_in_a_small_dock(qtbot) -> None:
     assert view.layout_mode == "full" and view.confusion.parent() is not None
     minimum = view.layout().minimumSize()                              # every part scrolls: a small minimum
     assert minimum.width() <= 400 and minimum.height() <= 300
+
+
+def test_training_legend_stays_outside_the_plots_and_the_mean_counts_finished_folds(qtbot) -> None:
+    import pyqtgraph as pg
+
+    curves = TrainingCurves()
+    qtbot.addWidget(curves)
+    curves.resize(700, 300)
+    curves.show()
+    qtbot.waitExposed(curves)
+    curves.reset()
+    bests = {1: 0.61, 2: 0.72, 3: 0.55, 4: 0.80, 5: 0.66}
+    for fold, best in bests.items():
+        for epoch in range(1, 11):
+            hf = best if epoch == 6 else best - 0.1
+            curves.add_progress(Progress(f"fold {fold}/5", epoch, 10, "",
+                                         {"fold": fold, "epoch": epoch, "loss": 1.0 / epoch, "val_hf": hf}))
+        if fold == 4:       # fold 5 only half done
+            break
+    curves.add_progress(Progress("fold 5/5", 3, 10, "", {"fold": 5, "epoch": 3, "loss": 0.3, "val_hf": 0.66}))
+    curves.flush()
+    qtbot.wait(10)
+    assert curves.folds() == [1, 2, 3, 4, 5] and curves.finished_folds() == [1, 2, 3, 4]
+    expected = 100 * sum(bests[k] for k in (1, 2, 3, 4)) / 4
+    assert f"mean of the 4 finished folds' best: {expected:.2f}%" in curves.status.text()
+    # the legend is a widget of its own, above the plots: nothing drawn inside them can cover a curve
+    for plot in (curves.loss_plot, curves.hf_plot):
+        assert not [i for i in plot.getPlotItem().scene().items() if isinstance(i, pg.LegendItem)]
+        assert not curves.legend.geometry().intersects(plot.geometry())
+    assert curves.legend.isVisible() and curves.legend.geometry().bottom() < curves.hf_plot.geometry().top()
+    assert curves.legend_entries() == [f"fold {k}" for k in range(1, 6)]
+    assert all(f"fold&nbsp;{k}" in curves.legend.text() for k in range(1, 6))
