@@ -10,9 +10,10 @@ Exit codes: 0 success, 2 bad input (message on stderr), 1 anything else, 130 can
 Output (:mod:`bst_core.console`): results on stdout; progress and notes on stderr. Progress is a
 tqdm bar per stage when stderr is a terminal, else plain lines (stage started / done, and at most
 one progress line every ``$BST_PROGRESS_INTERVAL`` s, default 5; never a ``\\r``). ``-q/--quiet``:
-no progress. ``--json``: one JSON object on stdout and nothing else there; an error still exits 2
-or 1 with its message on stderr and prints no JSON. Notes about the input (rows dropped, a text
-encoding guessed) go to stderr unless ``--json`` (then they are in the object's ``notes``).
+no progress, notes or Python warnings (stderr gets errors only). ``--json``: one JSON object on
+stdout and nothing else there; an error still exits 2 or 1 with its message on stderr and prints no
+JSON. Notes about the input (rows dropped, a text encoding guessed) go to stderr unless
+``--quiet`` or ``--json`` (then they are in the object's ``notes``).
 ``bst --version`` prints the torch build, the encoder stacks and folders (``--json`` too).
 """
 
@@ -38,7 +39,14 @@ from bst_core.config import (
     PRECISIONS,
     TrainConfig,
 )
-from bst_core.console import ProgressBars, ProgressRenderer, add_output_flags, make_progress, print_json
+from bst_core.console import (
+    ProgressBars,
+    ProgressRenderer,
+    add_output_flags,
+    make_progress,
+    print_json,
+    quiet_output,
+)
 from bst_core.errors import BadInputError
 from bst_core.jobs import Cancelled, Job
 from bst_core.metrics import ABSENT_MODES
@@ -59,9 +67,9 @@ def _json(args: argparse.Namespace) -> bool:
 
 
 def _print_notes(notes: Sequence[str], args: argparse.Namespace | None = None) -> None:
-    """Notes about the input go to stderr (also under --quiet: they qualify the results); with
-    --json they are in the JSON object instead."""
-    if args is not None and _json(args):
+    """Notes about the input go to stderr, none under --quiet (only errors remain); with --json they
+    are in the JSON object instead."""
+    if args is not None and (_json(args) or getattr(args, "quiet", False)):
         return
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
@@ -408,7 +416,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.func
     try:
-        return handler(args)
+        with quiet_output(getattr(args, "quiet", False)):
+            return handler(args)
     except BadInputError as exc:
         print(f"bst {args.command}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

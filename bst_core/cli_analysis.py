@@ -24,8 +24,8 @@ def _json(args: argparse.Namespace) -> bool:
 
 
 def _print_notes(notes: list[str], args: argparse.Namespace) -> None:
-    """Notes about the input go to stderr (also under --quiet); with --json they are in the object."""
-    if _json(args):
+    """Notes about the input go to stderr, none under --quiet; with --json they are in the object."""
+    if _json(args) or getattr(args, "quiet", False):
         return
     for note in notes:
         print(f"note: {note}", file=sys.stderr)

@@ -251,12 +251,24 @@ def make_progress(quiet: bool, stream: IO[str] | None = None) -> ProgressRendere
 def add_output_flags(parser: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
     """``-q/--quiet`` and ``--json`` as every result-printing ``bst`` command has them."""
     parser.add_argument("-q", "--quiet", action="store_true",
-                        help="no progress; stdout gets the results only (notes about the input "
-                             "still go to stderr)")
+                        help="no progress, notes or warnings: stdout gets the results, stderr only "
+                             "errors")
     if json_flag:
         parser.add_argument("--json", action="store_true",
                             help="print one JSON object on stdout and nothing else there (errors: "
                                  "message on stderr, exit 2 or 1)")
+
+
+@contextlib.contextmanager
+def quiet_output(quiet: bool) -> Iterator[None]:
+    """``--quiet``: Python warnings are not shown inside the block (restored after; errors still
+    are). Progress and notes are dropped by their writers (:func:`make_progress`, the commands)."""
+    if not quiet:
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
 
 
 def json_safe(value: Any) -> Any:

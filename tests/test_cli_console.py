@@ -68,13 +68,40 @@ def test_train_json_has_folds_summary_and_run_dir(json_run: tuple[Path, dict, st
 
 
 def test_quiet_train_prints_results_only(json_run: tuple[Path, dict, str], bsd_root: Path,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+                                         capfd: pytest.CaptureFixture[str]) -> None:
     run, _, _ = json_run
     assert main(["train", str(bsd_root), "--out", str(run), "--folds", "2", "--epochs", "3",
                  "--patience", "0", "-q"]) == EXIT_OK       # folds reused: fast
-    captured = capsys.readouterr()
-    assert all(line.startswith("note: ") for line in _lines(captured.err)), captured.err
+    captured = capfd.readouterr()
+    assert captured.err == ""                                # no progress, no notes, no warnings
     assert "hF" in captured.out and "run folder" in captured.out
+
+
+def test_quiet_drops_notes_that_a_plain_run_prints(eval_root: Path, tmp_path: Path,
+                                                   capfd: pytest.CaptureFixture[str]) -> None:
+    sounds = tmp_path / "sounds"
+    sounds.mkdir()
+    shutil.copy(sorted((eval_root / "audio").glob("*.wav"))[0], sounds / "a.wav")
+    (sounds / "readme.txt").write_text("not a sound")
+    assert main(["extract", str(sounds), "--out", str(tmp_path / "store")]) == EXIT_OK
+    plain = capfd.readouterr()
+    assert "note: skipped 1 files that are not audio" in plain.err
+    assert main(["extract", str(sounds), "--out", str(tmp_path / "store"), "--quiet"]) == EXIT_OK
+    quiet = capfd.readouterr()
+    assert quiet.err == "" and "store: " in quiet.out
+    assert main(["extract", str(tmp_path / "missing"), "--out", str(tmp_path / "s2"), "-q"]) == EXIT_BAD_INPUT
+    assert "bst extract: " in capfd.readouterr().err         # errors still reach stderr
+
+
+def test_quiet_output_hides_python_warnings_only_inside() -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with console.quiet_output(True):
+            warnings.warn("hidden", UserWarning, stacklevel=1)
+        with console.quiet_output(False):
+            warnings.warn("shown", UserWarning, stacklevel=1)
+        warnings.warn("after", UserWarning, stacklevel=1)
+    assert [str(w.message) for w in caught] == ["shown", "after"]
 
 
 def test_predict_export_validate_json(json_run: tuple[Path, dict, str], eval_root: Path, tmp_path: Path,
