@@ -4,6 +4,7 @@
 (:class:`bst_gui.playback.Audition`): a new row shows its text and probabilities at once, its audio
 loads after a short pause (so holding Down does not decode every clip on the way) and, when the
 move came from the person (a key or a click) and auto-play is on, plays as soon as it is loaded.
+:meth:`AuditionController.show_state_on` makes Play read Stop while a clip plays, heard or not.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QTimer
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QApplication, QStyle, QToolBar
 
 from bst_gui.clip_panel import ClipData, ClipLoader, ClipPanel
 from bst_gui.library_model import LibraryModel
@@ -21,6 +24,11 @@ SETTLE_MS = 150
 """Pause after a move before the clip loads and auto-plays."""
 
 NO_AUDIO_NOTE = "No audio file for this sound: it can be classified but not played."
+
+PLAY_TEXT: tuple[str, str] = ("Play / stop", "Stop")
+"""The play action's text when stopped and while playing."""
+PLAY_BUTTON_TEXT: tuple[str, str] = ("▶ Play", "■ Stop")
+"""The toolbar button's text when stopped and while playing."""
 
 
 class AuditionController(QObject):
@@ -46,6 +54,30 @@ class AuditionController(QObject):
         self.loader.loaded.connect(self._loaded)
         panel.seek_requested.connect(self.seek)
         player.position_changed.connect(panel.set_playhead)
+
+    def show_state_on(self, action: QAction, toolbar: QToolBar | None = None) -> None:
+        """Keep ``action`` (and its twin on ``toolbar``, the button reading :data:`PLAY_BUTTON_TEXT`)
+        saying Play or Stop, with the matching icon, as the player starts and stops: with no sound
+        device too (the silent clock), so keyboard audition can be checked by eye."""
+        button = None
+        if toolbar is not None:
+            button = next((a for a in toolbar.actions() if a.text() in PLAY_BUTTON_TEXT), None)
+        style = QApplication.style()
+        icons = (style.standardIcon(QStyle.StandardPixmap.SP_MediaPlay),
+                 style.standardIcon(QStyle.StandardPixmap.SP_MediaStop))
+
+        def show(playing: bool) -> None:
+            silent = "" if self.player.output.heard or self.player.output.available else \
+                " (no sound output: the playhead runs silently)"
+            action.setText(PLAY_TEXT[playing])
+            action.setIcon(icons[playing])
+            if button is not None:
+                button.setText(PLAY_BUTTON_TEXT[playing])
+                button.setIcon(icons[playing])
+                button.setToolTip(("Stop the clip" if playing else "Play the selected clip") + " (Space)" + silent)
+
+        self.player.state_changed.connect(show)
+        show(self.player.playing)
 
     def arm(self) -> None:
         """The next change of row is the person's (a key or a click): auto-play it."""

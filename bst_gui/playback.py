@@ -3,12 +3,16 @@
 The audio callback (:meth:`PlaybackBuffer.fill`) runs on PortAudio's thread and touches only
 numpy arrays and Python ints under a tiny lock — never a Qt object. :class:`Audition` (UI thread)
 polls the position with a ~30 Hz QTimer and emits signals for the playhead. Without PortAudio or
-without an output device the app still runs: :attr:`AudioOutput.reason` says why it is silent.
+without an output device the app still runs: :attr:`AudioOutput.reason` says why it is silent, and
+the playhead still moves at real-time speed (the poll advances the buffer by the time elapsed, as a
+sound card would), so keyboard audition can be followed by eye.
 """
 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -54,6 +58,21 @@ class PlaybackBuffer:
     def length(self) -> int:
         return len(self._samples)
 
+    def advance(self, frames: int) -> None:
+        """Move the position ``frames`` on, as :meth:`fill` would, without producing samples (the
+        silent clock: no sound device)."""
+        with self._lock:
+            if not self._playing or frames <= 0:
+                return
+            length = len(self._samples)
+            position = self._position + int(frames)
+            if position >= length:
+                if self.loop and length:
+                    position %= length
+                else:
+                    position, self._playing = length, False
+            self._position = position
+
     def fill(self, out: np.ndarray) -> None:
         """Write the next ``len(out)`` frames into ``out`` (frames × channels); silence when idle."""
         frames = len(out)
@@ -83,13 +102,18 @@ class AudioOutput:
     """One sounddevice output stream (mono float32), opened on first play and kept running.
 
     ``available`` is False with a ``reason`` in words when PortAudio or an output device is missing
-    or the stream cannot start; then :meth:`play` returns False and nothing else changes.
+    or the stream cannot start; then :meth:`play` returns False (nothing is heard) but the buffer
+    still plays on a silent clock: :meth:`tick` (called by the UI's poll) moves its position by the
+    time elapsed on ``clock`` (``time.monotonic``; tests pass their own).
     """
 
-    def __init__(self, samplerate: int | None = None, *, sounddevice: Any = None) -> None:
+    def __init__(self, samplerate: int | None = None, *, sounddevice: Any = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.buffer = PlaybackBuffer()
         self.reason = ""
         self._stream: Any = None
+        self._clock = clock
+        self._ticked_at = 0.0            # clock time up to which the silent clock has advanced
         self._sd = sounddevice
         self.samplerate = samplerate or DEFAULT_SAMPLERATE
         if self._sd is None:
@@ -129,18 +153,36 @@ class AudioOutput:
         self._stream = stream
         return True
 
+    @property
+    def heard(self) -> bool:
+        """A stream is running: what plays is heard (else the silent clock moves the position)."""
+        return self._stream is not None
+
     def play(self, samples: np.ndarray, start_s: float = 0.0) -> bool:
-        """Play ``samples`` (mono, at :attr:`samplerate`) from ``start_s``; False when silent."""
-        if not self._ensure_stream():
-            return False
+        """Play ``samples`` (mono, at :attr:`samplerate`) from ``start_s``; False when silent (the
+        position then moves on the silent clock)."""
+        heard = self._ensure_stream()
         self.buffer.start(samples, int(start_s * self.samplerate))
-        return True
+        self._ticked_at = self._clock()
+        return heard
+
+    def tick(self) -> None:
+        """Silent: advance the position by the time elapsed since the last tick (a no-op when heard)."""
+        if self.heard or not self.buffer.playing:
+            return
+        now = self._clock()
+        frames = int((now - self._ticked_at) * self.samplerate)
+        if frames > 0:
+            self.buffer.advance(frames)
+            self._ticked_at += frames / self.samplerate
 
     def stop(self) -> None:
         self.buffer.stop()
 
     def seek(self, seconds: float) -> None:
+        self.tick()
         self.buffer.seek(int(seconds * self.samplerate))
+        self._ticked_at = self._clock()
 
     @property
     def playing(self) -> bool:
@@ -170,7 +212,8 @@ class Audition(QObject):
     """Playback for the UI: the current clip, play/stop/replay/seek, loop, playhead polling.
 
     A play request before the clip's samples arrived is remembered and honoured by
-    :meth:`set_clip`. ``silent`` is emitted once with the reason when no sound can be made.
+    :meth:`set_clip`. ``silent`` is emitted once with the reason when no sound can be made; the
+    clip then plays on the silent clock (playhead, ``state_changed``, end of clip, loop all as if heard).
     """
 
     position_changed = Signal(float)     # seconds, ~30 Hz while playing
@@ -232,17 +275,21 @@ class Audition(QObject):
             self.play(start_s)
 
     def play(self, start_s: float | None = None) -> bool:
+        """Play the clip from ``start_s`` (default: the last seek, else 0); True when it is heard.
+
+        Silent (no sound device), it still plays on the silent clock and returns False."""
         if self._samples is None:
             if self.clip_id:
                 self._pending_play = start_s or 0.0
             return False
         start = self._start_s if start_s is None else start_s
-        if not self.output.play(self._samples, start):
+        heard = self.output.play(self._samples, start)
+        if not heard:
             self._tell_silent()
-            return False
         self._timer.start()
-        self._set_state(True)
-        return True
+        self._set_state(self.output.playing)
+        self.position_changed.emit(start)
+        return heard
 
     def stop(self) -> None:
         self._pending_play = None
@@ -276,7 +323,12 @@ class Audition(QObject):
             self._told_silent = True
             self.silent.emit(self.output.reason or "no sound")
 
+    def poll(self) -> None:
+        """What the ~30 Hz timer does: move the silent clock, emit the position and the state."""
+        self._poll()
+
     def _poll(self) -> None:
+        self.output.tick()
         playing = self.output.playing
         self.position_changed.emit(self.output.position_s if playing else self._start_s)
         if not playing:
