@@ -94,7 +94,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     config.validate()
     job, bars = _job(args)
     try:
-        corpus = pipeline.open_source(args.dataset, store=args.store, require_embeddings=True, job=job)
+        corpus = pipeline.open_source(args.dataset, store=args.store, require_embeddings=True, job=job,
+                                      truth_from_subfolders=args.truth_from_subfolders)
         _print_notes(corpus.notes, args)
         result = pipeline.cross_validate(corpus, args.out, config, job=job)
     finally:
@@ -160,7 +161,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     job, bars = _job(args)
     try:
-        corpus = pipeline.open_source(args.source, store=args.store, require_embeddings=True, job=job)
+        corpus = pipeline.open_source(args.source, store=args.store, require_embeddings=True, job=job,
+                                      truth_from_subfolders=args.truth_from_subfolders)
         predictions = pipeline.predict(args.run, corpus, precision=args.precision, job=job)
     finally:
         bars.close()
@@ -227,7 +229,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
     job, bars = _job(args)
     try:
-        corpus = pipeline.open_source(args.source, job=job)
+        corpus = pipeline.open_source(args.source, job=job, truth_from_subfolders=args.truth_from_subfolders)
         extracted = pipeline.extract(corpus, encoder=args.encoder, store=args.out, checkpoint=args.checkpoint,
                                      device=args.device, allow_download=args.download_checkpoint,
                                      batch_size=args.batch_size, job=job)
@@ -276,6 +278,12 @@ def _add_precision(p: argparse.ArgumentParser) -> None:
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     add_output_flags(p)
+
+
+def _add_truth_from_subfolders(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--truth-from-subfolders", action="store_true",
+                   help="a folder of sounds: its class-named subfolders (fx-o/, 401/, Vehicles/) are the truth "
+                        "(give it to extract, train and predict alike: the folder names leave the text)")
 
 
 class _VersionAction(argparse.Action):
@@ -337,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=defaults.device, help="cpu or cuda")
     p.add_argument("--per-class", action="store_true", help="also print the per-class table")
     _add_common(p)
+    _add_truth_from_subfolders(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="score a prediction CSV against a truth CSV with the challenge metric")
@@ -359,6 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_abstain_argument(p)
     _add_precision(p)
     _add_common(p)
+    _add_truth_from_subfolders(p)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("export", help="write the validated challenge package <out>/task1/<label>/")
@@ -395,6 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--batch-size", type=int, default=16)
     _add_common(p)
+    _add_truth_from_subfolders(p)
     p.set_defaults(func=cmd_extract)
 
     p = sub.add_parser("demo", help="offline demo on SYNTHETIC sounds: extract, cross-validate, export")

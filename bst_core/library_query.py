@@ -15,6 +15,14 @@ Search syntax (:func:`parse_query`), terms ANDed, case-insensitive:
 - ``truth:KEY``, ``pred:KEY``, ``edited:KEY`` — that column only; ``top:ss`` — the top column.
 - ``-class:fx-o`` (any field term with ``-``) excludes.
 - ``score>0.5``, ``score<=0.2`` — the prediction's score (``conf`` is accepted too).
+- ``status:ok``, ``status:"text only"`` (or ``status:text``), ``status:"no audio"``, ``status:edited``
+  — the status column (a value may be shortened to its first word).
+- ``edited`` — has an edited label (``-edited``: has none).
+- With the hierarchical abstain on (a threshold T, :mod:`bst_core.abstain`): ``decision:top`` (or
+  ``abstained``) — the leaf was unsure, the decision is a top level alone ("fx, leaf unsure");
+  ``decision:leaf`` — the decision is a class; ``decision:fx`` — abstained to exactly that top level;
+  ``decision:fx-o`` — decided that class.
+- Any other ``word:value`` (letters before the colon) is not understood and says so.
 """
 
 from __future__ import annotations
@@ -33,12 +41,14 @@ from bst_core.predictions import TEXT_ONLY
 from bst_core.taxonomy import CLASS_KEYS, TOP_LEVELS, classes_of_top, top_of
 
 LIBRARY_COLUMNS: tuple[str, ...] = (
-    "id", "title", "duration_s", "truth", "prediction", "score", "top", "edited", "status", "audio",
+    "id", "title", "duration_s", "truth", "prediction", "score", "top", "decision", "edited", "status", "audio",
 )
 """Columns shown by the library table, in display order (the one list: the Qt model shows these).
 
 ``score`` is the prediction's score (the model's top probability); ``audio`` says what the embeddings
-were made from: "ok", "text only: <reason>" (the audio could not be decoded), "" (no embeddings)."""
+were made from: "ok", "text only: <reason>" (the audio could not be decoded), "" (no embeddings).
+``decision`` is the hierarchical abstain's decision (:func:`set_decisions`; "" when it is off): the
+leaf, or a top level's key alone where the leaf was unsure."""
 
 TEXT_COLUMNS: tuple[str, ...] = ("id", "title", "tags", "description", "truth")
 """Columns whose text free words of a query are matched against (fixed once a source is open)."""
@@ -53,8 +63,19 @@ FIELD_COLUMNS: dict[str, tuple[str, ...]] = {
     "prediction": ("prediction",),
     "edited": ("edited",),
     "top": ("top",),
+    "status": ("status",),
+    "decision": ("decision",),
 }
 """Query field name → the columns it tests."""
+
+STATUS_VALUES: tuple[str, ...] = ("ok", "text only", "no audio", "edited")
+"""Every value of the ``status`` column."""
+FLAG_WORDS: dict[str, tuple[str, frozenset[str]]] = {
+    "edited": ("edited", frozenset(CLASS_KEYS)),
+    "abstained": ("decision", frozenset(TOP_LEVELS)),
+}
+"""Bare words that are tests: ``edited`` (has an edited label), ``abstained`` (= ``decision:top``)."""
+_FIELD_NAME_RE = re.compile(r"^[a-z_]+$")
 
 _SCORE_RE = re.compile(r"^(?:score|conf)(<=|>=|<|>|=)([0-9]*\.?[0-9]+)$")
 
@@ -92,6 +113,7 @@ def library_frame(table: pd.DataFrame, audio_status: Sequence[str] | None = None
         "prediction": np.full(n, "", dtype=object),
         "score": np.full(n, np.nan),
         "top": np.array([top_of(t) if t else "" for t in truth], dtype=object),
+        "decision": np.full(n, "", dtype=object),
         "edited": np.full(n, "", dtype=object),
         "status": base_status.copy(),
         "audio": audio,
@@ -147,6 +169,19 @@ def set_predictions(frame: pd.DataFrame, ids: Sequence[str], labels: Sequence[st
         edited = frame["edited"].to_numpy(dtype=object)
         frame["status"] = np.where(edited != "", "edited", frame["base_status"].to_numpy()).astype(object)
     return where
+
+
+def set_decisions(frame: pd.DataFrame, ids: Sequence[str], decisions: Sequence[str]) -> None:
+    """Write the hierarchical abstain's decisions (``bst_core.abstain.abstain_frame``'s ``decision``,
+    aligned to ``ids``) into ``frame`` in place; rows without one (and all, for empty ``ids``) get ""."""
+    by_id = pd.Series([str(d) for d in decisions], index=pd.Index([str(i) for i in ids]), dtype=object)
+    by_id = by_id[~by_id.index.duplicated(keep="last")]
+    frame["decision"] = by_id.reindex(frame["id"]).fillna("").to_numpy(dtype=object)
+
+
+def decision_words(decision: str) -> str:
+    """How a decision reads in the table: the leaf as it is, a top level alone as "fx, leaf unsure"."""
+    return f"{decision}, leaf unsure" if decision in TOP_LEVELS else decision
 
 
 def top_column(frame: pd.DataFrame) -> np.ndarray:
@@ -233,6 +268,10 @@ class Query:
         return not (self.words or self.excluded or self.fields or self.problems
                     or self.score_min is not None or self.score_max is not None)
 
+    def uses(self, column: str) -> bool:
+        """True when a field term tests ``column`` (e.g. "decision")."""
+        return any(column in term.columns for term in self.fields)
+
 
 def _tokens(text: str) -> list[str]:
     try:
@@ -241,7 +280,41 @@ def _tokens(text: str) -> list[str]:
         return text.replace('"', " ").replace("'", " ").split()
 
 
+def _status_values(value: str) -> tuple[frozenset[str], list[str]]:
+    """``status:`` values: a status, or its first word ("text" → "text only")."""
+    keys: set[str] = set()
+    problems: list[str] = []
+    for part in filter(None, value.lower().split(",")):
+        wanted = " ".join(part.replace("-", " ").replace("_", " ").split())
+        hits = [s for s in STATUS_VALUES if s == wanted or s.split()[0] == wanted]
+        if hits:
+            keys.update(hits)
+        else:
+            problems.append(f"status:{part} is not a status ({', '.join(STATUS_VALUES)})")
+    return frozenset(keys), problems
+
+
+def _decision_values(value: str) -> tuple[frozenset[str], list[str]]:
+    """``decision:`` values: top / abstained (any top level alone), leaf (any class), or a key."""
+    keys: set[str] = set()
+    problems: list[str] = []
+    for part in filter(None, value.lower().split(",")):
+        if part in ("top", "abstained"):
+            keys.update(TOP_LEVELS)
+        elif part == "leaf":
+            keys.update(CLASS_KEYS)
+        elif part in CLASS_KEYS or part in TOP_LEVELS:
+            keys.add(part)
+        else:
+            problems.append(f"decision:{part} is not top, leaf, a top level ({', '.join(TOP_LEVELS)}) or a class key")
+    return frozenset(keys), problems
+
+
 def _class_keys(value: str, field_name: str) -> tuple[frozenset[str], list[str]]:
+    if field_name == "status":
+        return _status_values(value)
+    if field_name == "decision":
+        return _decision_values(value)
     keys: set[str] = set()
     problems: list[str] = []
     for part in filter(None, value.lower().split(",")):
@@ -284,6 +357,12 @@ def parse_query(text: str) -> Query:
             keys, bad = _class_keys(value, name.lower())
             problems += bad
             fields.append(FieldTerm(FIELD_COLUMNS[name.lower()], keys, negated))
+        elif sep and value and _FIELD_NAME_RE.match(name.lower()):
+            problems.append(f"{name}: is not a search field (fields: {', '.join(FIELD_COLUMNS)}; or leave "
+                            "out the colon to search for the words)")
+        elif body.lower() in FLAG_WORDS:
+            column, keys = FLAG_WORDS[body.lower()]
+            fields.append(FieldTerm((column,), keys, negated))
         elif negated:
             excluded.append(body.lower())
         elif token:
@@ -353,6 +432,42 @@ class Filters:
         return self != Filters()
 
 
+def filters_to_dict(filters: Filters, *, max_ids: int = 2000) -> dict[str, Any]:
+    """The filters as JSON-ready values (what differs from no filter). An id list longer than
+    ``max_ids`` and ``ordered_ids`` (a ranked list of the moment) are left out."""
+    out: dict[str, Any] = {}
+    for name in ("predicted", "tops"):
+        if getattr(filters, name):
+            out[name] = sorted(getattr(filters, name))
+    for name in ("score_min", "score_max", "disagree", "truth", "prediction", "duration_min", "duration_max"):
+        value = getattr(filters, name)
+        if value != getattr(Filters(), name):
+            out[name] = value
+    if filters.ids is not None and len(filters.ids) <= max_ids:
+        out["ids"] = sorted(filters.ids)
+    return out
+
+
+def filters_from_dict(data: dict[str, Any]) -> Filters:
+    """:func:`filters_to_dict` back; unknown keys are ignored, class keys not in the taxonomy dropped."""
+    def number(name: str, default: float | None) -> float | None:
+        value = data.get(name, default)
+        return None if value is None else float(value)
+
+    def text(name: str) -> str | None:
+        value = data.get(name)
+        return None if value is None else str(value)
+
+    ids = data.get("ids")
+    return Filters(
+        predicted=frozenset(k for k in data.get("predicted", []) if k in CLASS_KEYS),
+        tops=frozenset(t for t in data.get("tops", []) if t in TOP_LEVELS),
+        score_min=float(data.get("score_min", 0.0)), score_max=float(data.get("score_max", 1.0)),
+        disagree=bool(data.get("disagree", False)), truth=text("truth"), prediction=text("prediction"),
+        duration_min=number("duration_min", None), duration_max=number("duration_max", None),
+        ids=None if ids is None else frozenset(str(i) for i in ids))
+
+
 def filter_mask(frame: pd.DataFrame, filters: Filters) -> np.ndarray:
     """Rows of ``frame`` passing ``filters``. A score range narrower than [0, 1] drops rows
     without a prediction."""
@@ -396,7 +511,10 @@ def sort_order(frame: pd.DataFrame, column: str, descending: bool = False) -> np
     numerically).
     """
     values = frame[column]
-    if column in ("truth", "prediction", "edited"):
+    if column == "decision":       # a top level alone sorts just before its classes
+        order_of = {k: i for i, k in enumerate(k for t in TOP_LEVELS for k in (t, *classes_of_top(t)))}
+        keys = values.map(order_of).to_numpy(dtype=np.float64)
+    elif column in ("truth", "prediction", "edited"):
         order_of = {k: i for i, k in enumerate(CLASS_KEYS)}
         keys = values.map(order_of).to_numpy(dtype=np.float64)
     elif column == "top":

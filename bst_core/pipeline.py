@@ -53,12 +53,14 @@ def store_path_for(source: PathLike, encoder: str) -> Path:
 
 
 def open_source(path: PathLike, *, store: PathLike | None = None, require_embeddings: bool = False,
-                job: Job | None = None) -> Corpus:
+                truth_from_subfolders: bool = False, job: Job | None = None) -> Corpus:
     """Open a dataset, evaluation folder, folder of sounds or metadata CSV, with its embeddings.
 
     Embeddings come from the source itself (shipped ``.npy`` files), from ``store`` when given, or
     from the source's store at :func:`store_path_for` (the first encoder that has one).
     ``require_embeddings`` refuses a source without any, saying what to run.
+    ``truth_from_subfolders``: a folder of sounds takes its truth from class-named subfolders
+    (``sounds/fx-o/*.wav``, :mod:`bst_core.sources.folder`).
     """
     from bst_core.sources import attach_store
     from bst_core.sources import open_source as read_source
@@ -67,7 +69,7 @@ def open_source(path: PathLike, *, store: PathLike | None = None, require_embedd
     if not source.exists():
         raise BadInputError(f"{source} does not exist: give a dataset folder, evaluation folder, "
                             "folder of sounds or metadata CSV.")
-    corpus = read_source(source, job=job)
+    corpus = read_source(source, truth_from_subfolders=truth_from_subfolders, job=job)
     if store is not None:
         problem = _store_problem(corpus, Path(store))
         if problem:

@@ -210,3 +210,54 @@ def test_csv_paths_outside_the_csv_folder_are_allowed_and_counted(tmp_path: Path
     assert "2 audio path(s) of m.csv point outside its folder, e.g. ../outside.wav, /etc/passwd." in corpus.notes
     listing.write_text("id,path\n1,in/x.wav\n")
     assert not any("point outside" in note for note in read_freesound_csv(listing).notes)
+
+
+# ---------------------------------------------------------------------- truth from class-named subfolders
+def test_class_of_folder_reads_keys_codes_and_names() -> None:
+    from bst_core.sources.folder import class_of_folder
+
+    assert class_of_folder("fx-o") == "fx-o" and class_of_folder("FX-O") == "fx-o"
+    assert class_of_folder("fx-o objects") == class_of_folder("fx-o_objects") == "fx-o"
+    assert class_of_folder("402") == "fx-v" and class_of_folder("Vehicles") == "fx-v"
+    assert class_of_folder("Objects - House appliances") == "fx-o"
+    assert class_of_folder("fx") == "" and class_of_folder("Animals and birds") == "" and class_of_folder("999") == ""
+
+
+def test_sorted_folders_give_truth_and_leave_the_text(tmp_path: Path) -> None:
+    root = tmp_path / "sounds"
+    wav(root / "fx-o" / "door.wav")
+    wav(root / "Vehicles" / "Cars" / "car pass.wav")            # the innermost class folder counts
+    wav(root / "ss-u" / "fx-a" / "dog in street.wav")
+    wav(root / "unsorted" / "mystery.wav")
+    corpus = read_audio_folder(root, truth_from_subfolders=True)
+    table = corpus.table.set_index("id")
+    assert table.loc["fx-o/door.wav", "label"] == "fx-o"
+    assert table.loc["Vehicles/Cars/car pass.wav", "label"] == "fx-v"
+    assert table.loc["ss-u/fx-a/dog in street.wav", "label"] == "fx-a"
+    assert table.loc["unsorted/mystery.wav", "label"] == ""
+    assert corpus.labelled
+    assert table.loc["Vehicles/Cars/car pass.wav", "tags"] == "Cars"      # the class folder is not text
+    assert table.loc["fx-o/door.wav", "tags"] == ""
+    notes = " ".join(corpus.notes)
+    assert "3 of 4 sounds labelled" in notes and "unsorted/mystery.wav" in notes
+    plain = read_audio_folder(root).table.set_index("id")                 # off: unlabelled, folders are tags
+    assert (plain["label"] == "").all() and plain.loc["fx-o/door.wav", "tags"] == "fx o"
+
+
+def test_truth_from_subfolders_goes_through_the_workflow_and_is_refused_elsewhere(tmp_path: Path,
+                                                                                 bsd_root: Path) -> None:
+    from bst_core import pipeline
+
+    root = tmp_path / "sorted"
+    wav(root / "m-sp" / "drum.wav")
+    corpus = pipeline.open_source(root, truth_from_subfolders=True)
+    assert corpus.labels.tolist() == ["m-sp"]
+    with pytest.raises(BadInputError, match="only a folder of sounds"):
+        pipeline.open_source(bsd_root, truth_from_subfolders=True)
+
+
+def test_cli_takes_truth_from_subfolders(tmp_path: Path) -> None:
+    from bst_core.cli import build_parser
+
+    for command in (["train", "F", "--out", "R"], ["extract", "F"], ["predict", "R", "F", "--out", "P.csv"]):
+        assert build_parser().parse_args([*command, "--truth-from-subfolders"]).truth_from_subfolders

@@ -168,3 +168,73 @@ def test_ids_made_of_digits_sort_numerically() -> None:
     frame = library_frame(table)
     assert frame["id"][sort_order(frame, "id")].tolist() == ["3", "20", "999", "1000"]
     assert frame["id"][sort_order(frame, "id", descending=True)].tolist() == ["1000", "999", "20", "3"]
+
+
+# --- status:, edited, unknown fields, decision (issue 8, issue 9 §4) ------------------------------
+
+def test_status_field_matches_the_status_column_and_a_first_word(frame: pd.DataFrame) -> None:
+    set_edited(frame, {"104": "ss-n"})
+    assert frame["status"].tolist() == ["ok", "ok", "no audio", "edited", "ok"]
+    assert ids(frame, query_mask(frame, "status:ok")) == ["101", "102", "105"]
+    assert ids(frame, query_mask(frame, 'status:"no audio"')) == ["103"]
+    assert ids(frame, query_mask(frame, "status:no")) == ["103"]
+    assert ids(frame, query_mask(frame, "status:edited")) == ["104"]
+    assert ids(frame, query_mask(frame, "-status:ok")) == ["103", "104"]
+    bad = parse_query("status:great")
+    assert bad.problems and "not a status" in bad.problems[0] and not query_mask(frame, bad).any()
+
+
+def test_edited_word_means_has_an_edited_label(frame: pd.DataFrame) -> None:
+    set_edited(frame, {"102": "ss-n", "105": "is-p"})
+    assert ids(frame, query_mask(frame, "edited")) == ["102", "105"]
+    assert ids(frame, query_mask(frame, "-edited")) == ["101", "103", "104"]
+    assert ids(frame, query_mask(frame, "edited top:ss")) == ["102"]
+
+
+def test_an_unknown_field_is_not_understood_and_matches_nothing(frame: pd.DataFrame) -> None:
+    query = parse_query("colour:red dog")
+    assert query.problems and "colour: is not a search field" in query.problems[0]
+    assert not query_mask(frame, query).any()
+    assert parse_query("12:30").words == ("12:30",)          # not letters before the colon: a word
+
+
+def test_decision_column_from_abstain_and_its_search(frame: pd.DataFrame) -> None:
+    from bst_core.abstain import abstain_frame
+    from bst_core.library_query import decision_words, set_decisions
+    from bst_core.predictions import Predictions
+    from bst_core.taxonomy import CLASS_INDEX, NUM_CLASSES
+
+    probs = np.full((3, NUM_CLASSES), 0.0)
+    probs[0, CLASS_INDEX["fx-a"]] = 1.0                                     # sure leaf
+    probs[1, [CLASS_INDEX["ss-u"], CLASS_INDEX["ss-n"]]] = [0.4, 0.35]      # unsure leaf, clear top
+    probs[1, CLASS_INDEX["fx-o"]] = 0.25
+    probs[2, CLASS_INDEX["fx-o"]] = 0.9
+    probs[2, CLASS_INDEX["fx-a"]] = 0.1
+    predictions = Predictions(["101", "102", "103"], probs)
+    decisions = abstain_frame(predictions, 0.6)["decision"].tolist()
+    assert decisions == ["fx-a", "ss", "fx-o"]
+    set_decisions(frame, predictions.ids, decisions)
+    assert frame["decision"].tolist() == ["fx-a", "ss", "fx-o", "", ""]
+    assert decision_words("ss") == "ss, leaf unsure" and decision_words("fx-o") == "fx-o"
+    assert ids(frame, query_mask(frame, "decision:top")) == ["102"]
+    assert ids(frame, query_mask(frame, "abstained")) == ["102"]
+    assert ids(frame, query_mask(frame, "decision:leaf")) == ["101", "103"]
+    assert ids(frame, query_mask(frame, "decision:fx-o")) == ["103"]
+    assert ids(frame, query_mask(frame, "decision:ss")) == ["102"]
+    assert parse_query("decision:maybe").problems
+    assert parse_query("decision:top").uses("decision") and not parse_query("top:fx").uses("decision")
+    order = sort_order(frame, "decision")
+    assert frame["id"][order].tolist()[:3] == ["103", "101", "102"]        # fx-o, fx-a (taxonomy order), ss
+
+
+def test_filters_round_trip_through_a_dict() -> None:
+    from bst_core.library_query import filters_from_dict, filters_to_dict
+
+    filters = Filters(predicted=frozenset({"fx-o", "ss-n"}), tops=frozenset({"fx"}), score_min=0.25,
+                      disagree=True, truth="fx-a", ids=frozenset({"1", "2"}))
+    data = filters_to_dict(filters)
+    assert filters_from_dict(data) == filters
+    assert filters_to_dict(Filters()) == {}
+    assert "ids" not in filters_to_dict(Filters(ids=frozenset(map(str, range(10)))), max_ids=5)
+    assert filters_from_dict({"predicted": ["fx-o", "nonsense"], "unknown": 1}) == Filters(
+        predicted=frozenset({"fx-o"}))

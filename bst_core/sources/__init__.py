@@ -21,6 +21,10 @@ from bst_core.store import EmbeddingStore
 
 KINDS: tuple[str, ...] = ("bsd", "evaluation", "folder", "csv")
 
+
+class TruthFromSubfoldersError(BadInputError):
+    """Truth from subfolders was asked for a source that is not a folder of sounds."""
+
 __all__ = [
     "KINDS", "attach_store", "detect_kind", "open_source", "read_audio_folder", "read_bsd_dataset",
     "read_evaluation_folder", "read_freesound_csv",
@@ -62,9 +66,15 @@ def detect_kind(path: str | os.PathLike[str]) -> str:
 
 
 def open_source(path: str | os.PathLike[str], *, store: str | os.PathLike[str] | None = None,
-                job: jobs.Job | None = None) -> Corpus:
-    """Read any source (kind from :func:`detect_kind`); with ``store``, take embeddings from it."""
+                truth_from_subfolders: bool = False, job: jobs.Job | None = None) -> Corpus:
+    """Read any source (kind from :func:`detect_kind`); with ``store``, take embeddings from it.
+    ``truth_from_subfolders``: a folder of sounds is labelled by its class-named subfolders
+    (:func:`~bst_core.sources.folder.read_audio_folder`); refused for the other kinds."""
     kind = detect_kind(path)
+    if truth_from_subfolders and kind != "folder":
+        raise TruthFromSubfoldersError(
+            f"{path} is read as a {kind} source, not a folder of sounds: only a folder of sounds takes its "
+            "truth from class-named subfolders.")
     if kind == "bsd":
         corpus = read_bsd_dataset(path, job=job)
     elif kind == "evaluation":
@@ -74,7 +84,7 @@ def open_source(path: str | os.PathLike[str], *, store: str | os.PathLike[str] |
         corpus = read_freesound_csv(path, job=job)
     else:
         from bst_core.sources.folder import read_audio_folder
-        corpus = read_audio_folder(path, job=job)
+        corpus = read_audio_folder(path, truth_from_subfolders=truth_from_subfolders, job=job)
     return corpus if store is None else attach_store(corpus, store)
 
 

@@ -16,6 +16,12 @@ counted in the notes. For each file:
   etc. for every embedded tag found in any file.
 
 Files that cannot be read are still listed: extraction records why later.
+
+With ``truth_from_subfolders`` (a librarian's sorted folders, ``sounds/fx-o/door.wav``), the
+innermost folder named after a BST class (:func:`class_of_folder`: its key "fx-o", its code "401",
+its name "Vehicles" or "Objects - House appliances", or the key followed by words, "fx-o objects")
+gives the sound's truth (``label``); sounds in no such folder stay unlabelled and are counted in the
+notes. The class folders are then left out of ``tags`` (the text would otherwise carry the answer).
 """
 
 from __future__ import annotations
@@ -33,9 +39,31 @@ from bst_core.audio import AUDIO_EXTENSIONS, ffmpeg_tags
 from bst_core.corpus import Corpus, empty_table
 from bst_core.errors import BadInputError
 from bst_core.sources.bsd import examples, id_problem
+from bst_core.taxonomy import BY_CODE, CLASS_KEYS, classes
 from bst_core.textfile import shorten
 
 _NAME_SEPARATORS = re.compile(r"[_\-\s]+")
+_NOT_ALPHANUMERIC = re.compile(r"[^0-9a-z]+")
+
+
+def _normal(text: str) -> str:
+    return _NOT_ALPHANUMERIC.sub(" ", text.lower()).strip()
+
+
+_CLASS_BY_NAME: dict[str, str] = {_normal(c.name): c.key for c in classes()}
+
+
+def class_of_folder(name: str) -> str:
+    """The BST class key a folder name stands for ("" when none): the key itself ("fx-o", any case),
+    the key followed by words ("fx-o objects", "fx-o_objects"), the class code ("401") or the
+    class name ("Vehicles", "Objects - House appliances")."""
+    text = name.strip().lower()
+    first = re.split(r"[\s_]+", text, maxsplit=1)[0] if text else ""
+    if first in CLASS_KEYS:
+        return first
+    if text.isdigit() and int(text) in BY_CODE:
+        return BY_CODE[int(text)].key
+    return _CLASS_BY_NAME.get(_normal(text), "")
 
 
 def words_of_name(name: str) -> str:
@@ -97,8 +125,10 @@ def _usable(root: Path, paths: list[Path]) -> tuple[list[Path], list[tuple[str, 
     return usable, refused
 
 
-def read_audio_folder(root: str | os.PathLike[str], *, job: jobs.Job | None = None) -> Corpus:
-    """All audio files under ``root`` as a corpus of kind ``"folder"`` (no labels, no embeddings)."""
+def read_audio_folder(root: str | os.PathLike[str], *, truth_from_subfolders: bool = False,
+                      job: jobs.Job | None = None) -> Corpus:
+    """All audio files under ``root`` as a corpus of kind ``"folder"`` (no embeddings); unlabelled,
+    or labelled by their class-named subfolders with ``truth_from_subfolders`` (module docstring)."""
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
         raise BadInputError(f"{root} is not a folder. Choose a folder that contains audio files.")
@@ -125,7 +155,12 @@ def read_audio_folder(root: str | os.PathLike[str], *, job: jobs.Job | None = No
         embedded, duration = _embedded(path)
         name_words = words_of_name(path.stem)
         title = embedded.pop("title", "") or name_words
-        folder_tags = [words_of_name(part) for part in relative.parts[:-1]]
+        folders = relative.parts[:-1]
+        label = ""
+        if truth_from_subfolders:
+            label = next((key for key in map(class_of_folder, reversed(folders)) if key), "")
+            folders = tuple(part for part in folders if not class_of_folder(part))
+        folder_tags = [words_of_name(part) for part in folders]
         genre = embedded.pop("genre", "")
         description = embedded.pop("comment", "")
         if title != name_words:
@@ -133,7 +168,7 @@ def read_audio_folder(root: str | os.PathLike[str], *, job: jobs.Job | None = No
         rows.append({
             "id": relative.as_posix(), "audio_path": str(path), "title": title,
             "tags": " ".join([*folder_tags, *([genre] if genre else [])]),
-            "description": description, "duration_s": duration,
+            "description": description, "duration_s": duration, "label": label,
             **embedded,
         })
     jobs.report(job, "read tags", len(paths), len(paths))
@@ -144,5 +179,19 @@ def read_audio_folder(root: str | os.PathLike[str], *, job: jobs.Job | None = No
         values = found[column]
         table[column] = values if column == "duration_s" else values.fillna("").astype(str)
     table["source"] = "folder"
+    if truth_from_subfolders:
+        notes.extend(_truth_notes(table))
     table["duration_s"] = table["duration_s"].astype(np.float64)
     return Corpus(table, root=root, kind="folder", notes=notes)
+
+
+def _truth_notes(table: pd.DataFrame) -> list[str]:
+    """What taking truth from the class-named subfolders gave, for the source report."""
+    labelled = table["label"] != ""
+    notes = [f"truth from class-named subfolders: {int(labelled.sum())} of {len(table)} sounds labelled, "
+             f"{table.loc[labelled, 'label'].nunique()} classes"]
+    if not labelled.all():
+        notes.append(f"{int((~labelled).sum())} sounds are in no class-named folder (e.g. "
+                     f"{examples(table.loc[~labelled, 'id'].tolist())}) and stay unlabelled; name a folder "
+                     "after a class (its key such as fx-o, its code 401 or its name) to label them")
+    return notes
