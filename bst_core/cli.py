@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from bst_core.abstain import add_abstain_argument
+from bst_core.cli_analysis import add_zero_shot_arguments, cmd_predict_zero_shot
 from bst_core.config import (
     DEFAULT_ENCODER,
     DEFAULT_PRECISION,
@@ -159,6 +160,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from bst_core import pipeline
 
+    if args.zero_shot or args.run is None:
+        return cmd_predict_zero_shot(args)
     job, bars = _job(args)
     try:
         corpus = pipeline.open_source(args.source, store=args.store, require_embeddings=True, job=job,
@@ -232,7 +235,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
         corpus = pipeline.open_source(args.source, job=job, truth_from_subfolders=args.truth_from_subfolders)
         extracted = pipeline.extract(corpus, encoder=args.encoder, store=args.out, checkpoint=args.checkpoint,
                                      device=args.device, allow_download=args.download_checkpoint,
-                                     batch_size=args.batch_size, job=job)
+                                     batch_size=args.batch_size, job=job, engine=args.engine,
+                                     ray_options=_ray_options(args))
     finally:
         bars.close()
     summary = extracted.summary
@@ -246,6 +250,21 @@ def cmd_extract(args: argparse.Namespace) -> int:
     print(summary.format())
     print(f"store: {extracted.corpus.store}")
     return EXIT_OK
+
+
+def _ray_options(args: argparse.Namespace) -> Any:
+    """``--address/--workers/--gpus-per-worker`` as :class:`bst_core.ray_extract.RayOptions` (None: local engine)."""
+    given = [flag for flag, value in (("--address", args.address), ("--workers", args.workers),
+                                      ("--gpus-per-worker", args.gpus_per_worker)) if value]
+    if args.engine != "ray":
+        if given:
+            raise BadInputError(f"{', '.join(given)} need --engine ray.")
+        return None
+    if (args.workers is not None and args.workers < 1) or args.gpus_per_worker < 0:
+        raise BadInputError("--workers must be at least 1 and --gpus-per-worker at least 0.")
+    from bst_core.ray_extract import RayOptions
+
+    return RayOptions(address=args.address, workers=args.workers, gpus_per_worker=args.gpus_per_worker)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -360,12 +379,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="predict a source with the ensemble of a run folder")
-    p.add_argument("run", metavar="RUN_DIR")
+    p.add_argument("run", metavar="RUN_DIR", nargs="?", help="the run folder (none with --zero-shot)")
     p.add_argument("source", metavar="SOURCE_ROOT")
     p.add_argument("--out", required=True, metavar="PRED.csv")
     p.add_argument("--store", metavar="STORE", help="embedding store for sources without shipped embeddings")
     p.add_argument("--probabilities", action="store_true", help="append the 23 class probabilities")
     add_abstain_argument(p)
+    add_zero_shot_arguments(p)
     _add_precision(p)
     _add_common(p)
     _add_truth_from_subfolders(p)
@@ -404,6 +424,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "into the user data folder, once")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this process; ray: Ray workers (a local Ray instance, or the cluster at "
+                        "--address), this process writing the store")
+    p.add_argument("--address", metavar="ADDRESS", help="Ray cluster to join (HOST:6379, from `ray start --head`)")
+    p.add_argument("--workers", type=int, metavar="N", help="Ray workers (default: one per CPU, or per "
+                   "--gpus-per-worker GPUs, of the cluster)")
+    p.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="N",
+                   help="GPUs per Ray worker (0.5: two workers share a GPU); the encoder then runs on CUDA")
     _add_common(p)
     _add_truth_from_subfolders(p)
     p.set_defaults(func=cmd_extract)

@@ -184,6 +184,82 @@ def cmd_map(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _clap_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", metavar="PATH", help="CLAP checkpoint (else $BST_CLAP_CHECKPOINT, else the "
+                   "user data folder)")
+    p.add_argument("--device", default="cpu", help="where CLAP runs: cpu or cuda (default cpu)")
+
+
+def _joint_encoder(args: argparse.Namespace, corpus: Any, what: str) -> Any:
+    from bst_core.console import make_progress
+    from bst_core.jobs import Job
+    from bst_core.text_search import joint_encoder_for, require_joint_encoder
+
+    require_joint_encoder(corpus, what)           # refuse before any model is loaded
+    progress = make_progress(getattr(args, "quiet", False), sys.stderr)
+    try:
+        return joint_encoder_for(corpus, checkpoint=args.checkpoint, device=args.device, job=Job(progress),
+                                 what=what)
+    finally:
+        progress.close()
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from bst_core import pipeline
+    from bst_core.text_search import query_vector, search_by_words
+
+    corpus = pipeline.open_source(args.source, store=args.store, require_embeddings=True)
+    _print_notes(corpus.notes, args)
+    encoder = _joint_encoder(args, corpus, "Search by words")
+    query_vector(encoder, args.query)             # an empty query is refused here too
+    frame = search_by_words(corpus, args.query, encoder=encoder, k=args.k)
+    if _json(args):
+        print_json({"command": "search", "query": args.query, "k": args.k, "encoder": encoder.info.label,
+                    "results": _records(frame), "notes": list(corpus.notes)})
+    else:
+        _csv(frame)
+    return EXIT_OK
+
+
+def add_zero_shot_arguments(p: argparse.ArgumentParser) -> None:
+    """``--zero-shot`` (and the CLAP options it needs) on ``bst predict``'s parser."""
+    p.add_argument("--zero-shot", action="store_true",
+                   help="no run: label each sound by the CLAP similarity of its audio to the 23 class descriptions "
+                        "of the taxonomy (needs a CLAP store; give SOURCE only). Accuracy unmeasured")
+    p.add_argument("--checkpoint", metavar="PATH", help="with --zero-shot: the CLAP checkpoint (else "
+                   "$BST_CLAP_CHECKPOINT, else the user data folder)")
+    p.add_argument("--device", default="cpu", help="with --zero-shot: where CLAP runs (cpu or cuda)")
+
+
+def cmd_predict_zero_shot(args: argparse.Namespace) -> int:
+    """``bst predict SOURCE --zero-shot --out PRED.csv`` (called by ``cli.cmd_predict``)."""
+    from bst_core import pipeline
+    from bst_core.zero_shot import zero_shot_predictions
+
+    if not args.zero_shot:
+        raise BadInputError("Give RUN_DIR and SOURCE_ROOT (or --zero-shot with SOURCE_ROOT only, for labels "
+                            "from CLAP with no run).")
+    if args.run is not None:
+        raise BadInputError(f"--zero-shot uses no run: give the source only (`bst predict {args.source} "
+                            f"--zero-shot --out {args.out}`), or drop --zero-shot to predict with {args.run}.")
+    corpus = pipeline.open_source(args.source, store=args.store, require_embeddings=True)
+    encoder = _joint_encoder(args, corpus, "Zero-shot labels (--zero-shot)")
+    predictions = zero_shot_predictions(corpus, encoder)
+    _print_notes(corpus.notes, args)
+    out = pipeline.write_predictions_csv(predictions, args.out, probabilities=args.probabilities,
+                                         abstain=args.abstain)
+    if _json(args):
+        print_json({"command": "predict", "zero_shot": True, "n": len(predictions), "n_models": 0,
+                    "text_only": predictions.text_only_count, "out": str(out), "encoder": encoder.info.label,
+                    "accuracy": "unmeasured", "notes": list(corpus.notes)})
+        return EXIT_OK
+    text_only = f"; {predictions.text_only_count} without audio (uniform scores)" \
+        if predictions.text_only_count else ""
+    print(f"zero-shot labels for {len(predictions)} item(s) from {encoder.info.label}{text_only} → {out} "
+          "(accuracy unmeasured: check a sample before relying on them)")
+    return EXIT_OK
+
+
 # --- parser --------------------------------------------------------------------------------------
 
 def add_analysis_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -247,3 +323,18 @@ def add_analysis_commands(sub: argparse._SubParsersAction) -> None:  # type: ign
     p.add_argument("--space", choices=SPACES, default=MAP_SPACE, help=f"embeddings to map (default {MAP_SPACE})")
     add_output_flags(p)
     p.set_defaults(func=cmd_map)
+
+    from bst_core.text_search import DEFAULT_K as SEARCH_K
+
+    p = sub.add_parser("search", help="sounds ranked by how well their audio matches some words (needs CLAP)",
+                       description="Search by words: the cosine similarity of each item's stored CLAP audio "
+                                   "embedding to the CLAP text embedding of QUERY. Needs a joint audio-text "
+                                   "encoder (CLAP); other stores are refused (exit 2). Prints "
+                                   "id,similarity,label,title.")
+    p.add_argument("source", metavar="SOURCE", help="dataset, evaluation folder, folder of sounds or CSV")
+    p.add_argument("query", metavar="QUERY", help='e.g. "dog barking in the rain"')
+    p.add_argument("--store", metavar="STORE", help="CLAP embedding store for sources without shipped embeddings")
+    p.add_argument("--k", type=_positive, default=SEARCH_K, help=f"how many sounds (default {SEARCH_K})")
+    _clap_options(p)
+    add_output_flags(p)
+    p.set_defaults(func=cmd_search)

@@ -123,6 +123,11 @@ class ClapEncoder:
             vectors = self._module.get_text_embedding(items)
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
+    @property
+    def logit_scale(self) -> float:
+        """The checkpoint's learned audio-text logit scale, ``exp(logit_scale_a)`` (zero-shot softmax)."""
+        return float(self._module.model.logit_scale_a.detach().exp())
+
 
 def clip_seed(clip: np.ndarray, seed: int = DEFAULT_SEED) -> int:
     """A 32-bit seed from the clip's samples and ``seed``: same clip, same seed, on any machine."""
