@@ -9,7 +9,8 @@ top-level digit, then the class digit.
 Other keys: ``0`` or Backspace clears the edited label, ``A`` accepts the model's prediction, ``/``
 or Ctrl+L opens the class picker (type part of a key, name or example sound, Enter assigns),
 Ctrl+Z undoes, Ctrl+Shift+Z or Ctrl+Y redoes. Every assignment is one undo step, saved at once in
-the :class:`~bst_core.workspace.Workspace`, and the host then moves to the next clip.
+the :class:`~bst_core.workspace.Workspace`, and the host then moves to the next clip; undo and redo
+move the selection back to the clip(s) they changed.
 
 :class:`RelabelController` holds the actions (their shortcuts are real Qt multi-key shortcuts, so
 they also show in menus and never fire while typing in a text field). It works on a main window
@@ -119,10 +120,11 @@ class RelabelController(QObject):
     """Relabelling actions over a workspace.
 
     ``RelabelController(window)`` uses ``window.workspace``, ``window.selected_ids()`` (falling back
-    to ``window.current_id()``), ``window.advance()``, ``window.refresh_labels(ids)``, the
-    ``prediction`` column of ``window.library.frame`` and ``window.source_changed``. Without a
-    window, pass the callables: ``workspace`` (a Workspace or a callable returning one),
-    ``selected_ids``, ``advance``, ``refresh`` and ``predictions`` (ids → predicted keys).
+    to ``window.current_id()``), ``window.advance()``, ``window.refresh_labels(ids)``,
+    ``window.select_id(id)`` (undo/redo select the clip they changed), the ``prediction`` column of
+    ``window.library.frame`` and ``window.source_changed``. Without a window, pass the callables:
+    ``workspace`` (a Workspace or a callable returning one), ``selected_ids``, ``advance``,
+    ``refresh``, ``select`` (ids → None) and ``predictions`` (ids → predicted keys).
 
     Signals: ``labels_changed(list[str])`` after any edit, undo or redo that was saved;
     ``message(str)`` one line for the status bar (also shown by :class:`KeyLegend`);
@@ -139,6 +141,7 @@ class RelabelController(QObject):
                  advance: Callable[[], None] | None = None,
                  refresh: Callable[[Sequence[str]], None] | None = None,
                  predictions: Callable[[Sequence[str]], Sequence[str]] | None = None,
+                 select: Callable[[Sequence[str]], None] | None = None,
                  parent: QObject | None = None) -> None:
         super().__init__(parent if parent is not None else window if isinstance(window, QObject) else None)
         self._window = window
@@ -149,6 +152,7 @@ class RelabelController(QObject):
             advance = _default(advance, lambda: window.advance())
             refresh = _default(refresh, lambda ids: window.refresh_labels(list(ids)))
             predictions = _default(predictions, lambda ids: _window_predictions(window, ids))
+            select = _default(select, lambda ids: _window_select(window, ids))
             signal = getattr(window, "source_changed", None)
             if signal is not None:
                 signal.connect(self.update_actions)
@@ -156,6 +160,7 @@ class RelabelController(QObject):
         self._selected_ids = selected_ids or (lambda: [])
         self._advance = advance or (lambda: None)
         self._refresh = refresh or (lambda ids: None)
+        self._select = select or (lambda ids: None)
         self._predictions = predictions
         self.picker: ClassPicker | None = None
         self._build_actions()
@@ -275,6 +280,8 @@ class RelabelController(QObject):
             return []
         self._after_edit(ids, f"undone: {_clips(len(ids))} back to the label before" if ids
                          else "nothing to undo")
+        if ids:
+            self._select(ids)
         return ids
 
     def redo(self) -> list[str]:
@@ -287,6 +294,8 @@ class RelabelController(QObject):
             self._not_saved(exc, "Redo")
             return []
         self._after_edit(ids, f"redone: {_clips(len(ids))}" if ids else "nothing to redo")
+        if ids:
+            self._select(ids)
         return ids
 
     def _not_saved(self, exc: BadInputError, what: str = "Label edit") -> None:
@@ -332,6 +341,14 @@ def _window_selection(window: Any) -> list[str]:
         current = window.current_id()
         ids = [current] if current else []
     return ids
+
+
+def _window_select(window: Any, ids: Sequence[str]) -> None:
+    """Select the clips an undo or redo changed (all of them when the window can, else the first)."""
+    if hasattr(window, "select_ids"):
+        window.select_ids(list(ids))
+    elif hasattr(window, "select_id"):
+        window.select_id(ids[0])
 
 
 def _window_predictions(window: Any, ids: Sequence[str]) -> list[str]:
@@ -477,9 +494,10 @@ class KeyLegend(QWidget):
                                f"&nbsp;<b>{leaf}</b>&nbsp;{key}{name}")
                 label.setToolTip(f"press {digit} then {leaf} · {cls.description}")
                 grid.addWidget(label, row, column)
-        rest = QLabel("Top-level digit, then class digit (the class code: 401 = 4 1 = fx-o) · "
+        rest = QLabel("Top-level digit, then class digit (the class code: 401 = 4 1 = fx-o) labels the "
+                      "selected clips and <b>moves to the next clip</b> · "
                       "<b>0</b>/Backspace clear · <b>A</b> accept prediction · <b>/</b> find class · "
-                      "<b>Ctrl+Z</b> undo · <b>Ctrl+Shift+Z</b> redo")
+                      "<b>Ctrl+Z</b> undo (back to the undone clip) · <b>Ctrl+Shift+Z</b> redo")
         rest.setObjectName("muted")
         rest.setWordWrap(True)
         self.status = QLabel("")

@@ -173,6 +173,52 @@ def test_legend_shows_every_class_and_the_last_edit(controller, qtbot) -> None:
     assert "fx-a Animals" in legend.status.text()
     texts = " ".join(label.text() for label in legend.findChildren(type(legend.status)))
     assert all(key in texts for key in CLASS_KEYS)
+    assert "moves to the next clip" in texts
+
+
+def test_undo_and_redo_select_the_clip_they_changed(qtbot, workspace, host) -> None:
+    selected: list[list[str]] = []
+    controller = RelabelController(workspace=workspace, selected_ids=lambda: host.selection, advance=host.advance,
+                                   select=lambda ids: selected.append(list(ids)))
+    controller.assign("fx-v")                 # s0, then the cursor moves to s1
+    controller.assign("ss-n")                 # s1, then s2
+    assert host.selection == ["s2"] and selected == []
+    controller.undo()
+    assert selected == [["s1"]]               # back to the clip whose label was undone
+    controller.undo()
+    assert selected[-1] == ["s0"]
+    controller.redo()
+    assert selected[-1] == ["s0"]
+    host.selection = ["s3", "s4"]
+    controller.assign("is-k")
+    controller.undo()
+    assert selected[-1] == ["s3", "s4"]       # a batch: all of its clips
+
+
+def test_undo_in_the_main_window_moves_the_selection_back(qtbot, tmp_path, bsd_root) -> None:
+    from bst_gui.main_window import MainWindow
+    from bst_gui.playback import AudioOutput
+    from bst_gui.settings import Settings
+
+    class NoDevice:
+        def query_devices(self, kind=None):
+            raise RuntimeError("no device in tests")
+
+    settings = Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    window = MainWindow(settings, AudioOutput(sounddevice=NoDevice()))
+    qtbot.addWidget(window)
+    window.show_error = lambda *a, **k: pytest.fail(f"error shown: {a}")
+    window.show()
+    window.open_source(bsd_root)
+    qtbot.waitUntil(lambda: not window.jobs.busy, timeout=120_000)
+    window.library_view.select_row(3)
+    first = window.current_id()
+    window.relabel.class_actions["fx-v"].trigger()
+    assert window.current_id() != first                     # labelling moved on
+    window.relabel.undo_action.trigger()
+    assert window.current_id() == first                     # undo: back to the undone clip
+    assert window.workspace.label_of(first) == ""
+    window.close()
 
 
 def test_an_edit_the_workspace_cannot_save_is_not_shown_as_saved(qtbot, tmp_path, host) -> None:
@@ -323,6 +369,10 @@ def test_controller_over_a_window_like_host(qtbot, workspace) -> None:
         def refresh_labels(self, ids) -> None:
             self.refreshed.append(list(ids))
 
+        def select_id(self, sound_id: str) -> bool:
+            self.selected = sound_id
+            return True
+
     window = Window()
     controller = RelabelController(window)
     assert controller.parent() is window and not controller.class_actions["fx-o"].isEnabled()
@@ -332,3 +382,5 @@ def test_controller_over_a_window_like_host(qtbot, workspace) -> None:
     controller.accept_action.trigger()
     assert workspace.edited_labels() == {"a": "fx-n"}
     assert window.moved == 1 and window.refreshed == [["a"]]
+    controller.undo_action.trigger()
+    assert window.selected == "a" and workspace.edited_labels() == {}
