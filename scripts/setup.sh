@@ -13,8 +13,11 @@ have_lib libGL.so.1 || need_apt+=(libgl1)
 have_lib libxkbcommon.so.0 || need_apt+=(libxkbcommon0 libxkbcommon-x11-0)
 have_lib libfontconfig.so.1 || need_apt+=(libfontconfig1)
 have_lib libdbus-1.so.3 || need_apt+=(libdbus-1-3)
-have_lib libxcb-cursor.so.0 || need_apt+=(libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0
-                                          libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-image0)
+# Qt's xcb plugin loads each of these (one present does not mean the others are): Debian names them
+# libxcb-<name><soname version>.
+for lib in cursor.0 icccm.4 keysyms.1 shape.0 xinerama.0 randr.0 render-util.0 image.0; do
+  have_lib "libxcb-${lib%.*}.so.${lib##*.}" || need_apt+=("libxcb-${lib%.*}${lib##*.}")
+done
 command -v xvfb-run >/dev/null || need_apt+=(xvfb xauth)
 fc-list 2>/dev/null | grep -qi dejavu || need_apt+=(fonts-dejavu-core)
 if ((${#need_apt[@]})); then
