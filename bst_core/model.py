@@ -4,6 +4,11 @@ Layer for layer the organizers' baseline: one :class:`EmbeddingEncoder` per moda
 :class:`AttentionFusion` of the two encodings in ``both`` mode, a latent projector, two residual
 blocks and a small head predicting the 23 second-level classes directly. With 512-d inputs and
 hidden size 128 it has 7,319,513 trainable parameters (``both``) or 3,698,647 (one modality).
+
+Every dropout is a :class:`Dropout` that knows its width, so the masks of one training step can
+be drawn ahead of the forward pass (:func:`draw_dropout_masks`, the same values in the same
+random order as the forward pass would draw them): that lets the two encoder branches run on two
+threads with bit-identical results (:mod:`bst_core.train_step`).
 """
 
 from __future__ import annotations
@@ -19,6 +24,46 @@ from bst_core.taxonomy import NUM_CLASSES
 Mode = Literal["both", "audio", "text"]
 
 
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` over ``features``-wide rows whose next mask may be planned ahead.
+
+    A planned mask (set by :func:`draw_dropout_masks`) is used once, by the next training-mode
+    call; it holds exactly what ``nn.Dropout`` would have drawn (``bernoulli_(1 - p) / (1 - p)``).
+    """
+
+    def __init__(self, p: float, features: int) -> None:
+        super().__init__(p)
+        self.features = features
+        self.planned: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mask, self.planned = self.planned, None
+        if mask is None or not self.training:
+            return super().forward(x)
+        if mask.shape != x.shape:
+            raise RuntimeError(f"planned dropout mask {tuple(mask.shape)} does not fit input {tuple(x.shape)}")
+        return x * mask
+
+
+def dropout_layers(model: nn.Module) -> list[Dropout]:
+    """The model's :class:`Dropout` layers in the order its forward pass calls them."""
+    return [m for m in model.modules() if isinstance(m, Dropout)]
+
+
+def draw_dropout_masks(model: nn.Module, batch: int, device: torch.device | str = "cpu") -> None:
+    """Plan the next training step's masks from the global generator, in forward order.
+
+    Same values as the forward pass would draw: ``torch.empty(batch, width).bernoulli_(1 - p)``
+    divided by ``1 - p``, one layer after another (a layer with ``p == 0`` draws nothing, as in
+    ``nn.Dropout``). Only for modules whose forward calls each dropout once, in registration order
+    (every HATR part does).
+    """
+    for layer in dropout_layers(model):
+        if layer.p > 0:
+            keep = 1.0 - layer.p
+            layer.planned = torch.empty(batch, layer.features, device=device).bernoulli_(keep).div_(keep)
+
+
 class ResidualBlock(nn.Module):
     """``x → Linear → BN → LeakyReLU → Dropout → Linear → BN → (+x) → LeakyReLU``."""
 
@@ -29,7 +74,7 @@ class ResidualBlock(nn.Module):
         self.linear2 = nn.Linear(inner, size)
         self.norm2 = nn.BatchNorm1d(size)
         self.activation = nn.LeakyReLU()
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout, inner)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.dropout(self.activation(self.norm1(self.linear1(x))))
@@ -45,11 +90,11 @@ class EmbeddingEncoder(nn.Module):
         width = max(input_size, 2 * output_size)
         self.input_norm = nn.BatchNorm1d(input_size)
         self.input_projection = nn.Sequential(
-            nn.Linear(input_size, width), nn.LeakyReLU(), nn.Dropout(dropout))
+            nn.Linear(input_size, width), nn.LeakyReLU(), Dropout(dropout, width))
         self.residual_blocks = nn.ModuleList(
             ResidualBlock(width, 2 * width, dropout) for _ in range(num_blocks))
         self.output_projection = nn.Sequential(
-            nn.Linear(width, width // 2), nn.LeakyReLU(), nn.Dropout(dropout),
+            nn.Linear(width, width // 2), nn.LeakyReLU(), Dropout(dropout, width // 2),
             nn.Linear(width // 2, output_size))
         self.output_norm = nn.BatchNorm1d(output_size)
 
@@ -107,21 +152,25 @@ class HATR(nn.Module):
         self.fusion = AttentionFusion(hidden) if mode == "both" else None
         half = hidden // 2
         self.latent_projector = nn.Sequential(
-            nn.Linear(hidden, 2 * hidden), nn.LeakyReLU(), nn.Dropout(dropout),
-            nn.Linear(2 * hidden, hidden), nn.LeakyReLU(), nn.Dropout(dropout),
-            nn.Linear(hidden, half), nn.LeakyReLU(), nn.Dropout(dropout / 2))
+            nn.Linear(hidden, 2 * hidden), nn.LeakyReLU(), Dropout(dropout, 2 * hidden),
+            nn.Linear(2 * hidden, hidden), nn.LeakyReLU(), Dropout(dropout, hidden),
+            nn.Linear(hidden, half), nn.LeakyReLU(), Dropout(dropout / 2, half))
         self.residual_blocks = nn.ModuleList(ResidualBlock(half, hidden, dropout / 2) for _ in range(2))
         self.head = nn.Sequential(
-            nn.Linear(half, half // 2), nn.LeakyReLU(), nn.Dropout(dropout),
+            nn.Linear(half, half // 2), nn.LeakyReLU(), Dropout(dropout, half // 2),
             nn.Linear(half // 2, num_classes))
 
     def forward(self, audio: torch.Tensor | None, text: torch.Tensor | None,
                 audio_present: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         features, attention = self._encode(audio, text, audio_present)
+        return self.classify(features), attention
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits from the ``(batch, hidden)`` features of :meth:`features` (projector, blocks, head)."""
         z = self.latent_projector(features)
         for block in self.residual_blocks:
             z = block(z)
-        return self.head(z), attention
+        return self.head(z)
 
     def features(self, audio: torch.Tensor | None, text: torch.Tensor | None,
                  audio_present: torch.Tensor | None = None) -> torch.Tensor:

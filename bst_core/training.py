@@ -28,7 +28,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -46,6 +46,7 @@ from bst_core.model import HATR, count_parameters, predict_probs
 from bst_core.predictions import has_audio
 from bst_core.runs import CrossValResult, RunWriter
 from bst_core.taxonomy import CLASS_INDEX, CLASS_KEYS
+from bst_core.train_step import Inputs, Stepper, branch_parallel_default, make_optimizer, one_thread
 
 CHECK_EVERY_BATCHES = 20
 """``job.check()`` is called every this many training batches (and between epochs)."""
@@ -167,6 +168,51 @@ class _Data:
 
 
 @dataclass
+class FoldTask:
+    """One fold to train: its number (from 1) and its row indices."""
+
+    fold: int
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+
+@dataclass
+class FoldInputs:
+    """What any fold of a run needs, as plain arrays (sent once to a pool process or Ray worker)."""
+
+    config: TrainConfig
+    codes: np.ndarray
+    audio: np.ndarray | None
+    text: np.ndarray | None
+    audio_present: np.ndarray | None
+    audio_dim: int
+    text_dim: int
+
+    def to_data(self, device: torch.device) -> _Data:
+        def tensor(matrix: np.ndarray | None) -> torch.Tensor | None:
+            return None if matrix is None else torch.from_numpy(np.array(matrix, dtype=np.float32)).to(device)
+
+        return _Data(codes=self.codes, audio=tensor(self.audio), text=tensor(self.text), audio_dim=self.audio_dim,
+                     text_dim=self.text_dim, audio_status=[],
+                     audio_present=None if self.audio_present is None
+                     else torch.as_tensor(self.audio_present, device=device))
+
+
+@dataclass
+class FoldOutcome:
+    """A trained fold: test probabilities, history, metrics and the best epoch's weights."""
+
+    fold: int
+    test: np.ndarray
+    probs: np.ndarray             # (n_test, 23) float64
+    best_epoch: int
+    history: list[dict[str, Any]]
+    metrics: dict[str, Any]
+    state: dict[str, torch.Tensor]   # the model's state dict (best epoch), on the CPU
+
+
+@dataclass
 class _FoldResult:
     fold: int
     test: np.ndarray
@@ -176,13 +222,18 @@ class _FoldResult:
 
 
 def cross_validate(corpus: Corpus, run_dir: str | Path, config: TrainConfig | None = None,
-                   job: Job | None = None) -> CrossValResult:
+                   job: Job | None = None, engine: FoldEngine | None = None) -> CrossValResult:
     """Cross-validate HATR on ``corpus``; write the run folder ``run_dir``; return the results.
 
     Finished folds already in ``run_dir`` with the same configuration and data are reused; a
     folder holding another run (or other files) is refused. Progress: ``job.progress("fold k/K",
     epoch, epochs, fold=, epoch=, loss=, val_hf=, lr=, attn_audio=, attn_text=)`` every epoch.
     On cancel, finished folds stay on disk, run.json says "cancelled", and Cancelled propagates.
+
+    ``engine`` (:mod:`bst_core.fold_engines`) trains the folds elsewhere (pool processes, Ray
+    tasks) with the same numbers; None trains them here one after another. Each fold runs on one
+    intra-op thread (two encoder threads in ``both`` mode on a CPU with two free cores), so the
+    numbers do not depend on the engine or the core count.
     """
     config = config or TrainConfig()
     check_trainable(corpus, config)
@@ -199,16 +250,29 @@ def cross_validate(corpus: Corpus, run_dir: str | Path, config: TrainConfig | No
 
     results: dict[int, _FoldResult] = {}
     try:
+        todo = []
         for k, (train, val, test) in enumerate(splits, start=1):
-            wanted = config.only_fold is None or config.only_fold == k
             done = _reuse_fold(writer.path, k, data, test, fingerprint, device)
             if done is not None:
                 results[k] = done
                 jobs.report(job, f"fold {k}/{config.folds}", config.epochs, config.epochs,
                             "reused", fold=k, reused=True, best_epoch=done.best_epoch)
-            elif wanted:
-                with writer.fold_lock(k):
-                    results[k] = _train_fold(k, train, val, test, data, config, writer, device, job)
+            elif config.only_fold is None or config.only_fold == k:
+                todo.append(FoldTask(k, train, val, test))
+        if engine is None or engine.in_process:
+            for task in todo:
+                if (done := _reuse_fold(writer.path, task.fold, data, task.test, fingerprint, device)) is not None:
+                    results[task.fold] = done  # another process (--only-fold) finished it meanwhile
+                    continue
+                with writer.fold_lock(task.fold):
+                    outcome = train_fold(task, data, config, device, job=job)
+                    results[task.fold] = _write(writer, outcome, data, config)
+        elif todo:
+            with contextlib.ExitStack() as locks:
+                for task in todo:  # held until written: another process cannot train these folds
+                    locks.enter_context(writer.fold_lock(task.fold))
+                for outcome in engine.run(todo, _inputs(corpus, data, config), job):
+                    results[outcome.fold] = _write(writer, outcome, data, config)
         while True:  # folds another process (--only-fold) finished meanwhile are included
             unusable = []
             for k, (_train, _val, test) in enumerate(splits, start=1):
@@ -227,6 +291,34 @@ def cross_validate(corpus: Corpus, run_dir: str | Path, config: TrainConfig | No
     except BaseException:
         writer.set_status("failed")
         raise
+
+
+class FoldEngine(Protocol):
+    """Where the folds of a run are trained (see :mod:`bst_core.fold_engines`)."""
+
+    in_process: bool
+    """True: :func:`cross_validate` trains the folds itself, one after another."""
+
+    def run(self, tasks: list[FoldTask], inputs: FoldInputs, job: Job | None) -> Iterator[FoldOutcome]:
+        """Train every task; yield each outcome as it is ready. Raises Cancelled (stopping the
+        work not yet done) when ``job`` is cancelled, and the error of a fold that failed."""
+        ...
+
+
+def _inputs(corpus: Corpus, data: _Data, config: TrainConfig) -> FoldInputs:
+    def array(t: torch.Tensor | None) -> np.ndarray | None:
+        return None if t is None else t.cpu().numpy()
+
+    return FoldInputs(config=config, codes=data.codes, audio=array(data.audio), text=array(data.text),
+                      audio_present=array(data.audio_present), audio_dim=data.audio_dim, text_dim=data.text_dim)
+
+
+def _write(writer: RunWriter, outcome: FoldOutcome, data: _Data, config: TrainConfig) -> _FoldResult:
+    model = HATR(config.mode, data.audio_dim, data.text_dim, config.hidden, config.dropout)
+    model.load_state_dict(outcome.state)
+    writer.write_fold(outcome.fold, model, history=outcome.history, best_epoch=outcome.best_epoch,
+                      metrics=outcome.metrics)
+    return _FoldResult(outcome.fold, outcome.test, outcome.probs, outcome.best_epoch, reused=False)
 
 
 def run_fingerprint(corpus: Corpus, config: TrainConfig) -> str:
@@ -273,11 +365,13 @@ def _to_tensors(corpus: Corpus, config: TrainConfig, device: torch.device) -> _D
 
 @contextlib.contextmanager
 def _reproducible(seed: int, device: torch.device) -> Iterator[None]:
-    """Seeded private RNG state and deterministic kernels; the caller's state is restored."""
+    """Seeded private RNG state, deterministic kernels, one intra-op thread; the caller's state
+    is restored."""
     devices = [device.index or 0] if device.type == "cuda" else []
     was_on = torch.are_deterministic_algorithms_enabled()
     was_warn = torch.is_deterministic_algorithms_warn_only_enabled()
-    with torch.random.fork_rng(devices=devices, device_type="cuda" if device.type == "cpu" else device.type):
+    with torch.random.fork_rng(devices=devices, device_type="cuda" if device.type == "cpu" else device.type), \
+            one_thread():
         torch.manual_seed(seed)
         torch.use_deterministic_algorithms(True, warn_only=True)
         try:
@@ -290,98 +384,92 @@ def _fold_seed(seed: int, fold: int) -> int:
     return seed * 1000 + fold
 
 
-def _make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
-    if config.fused_adam is not False:
-        try:
-            return torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
-        except (RuntimeError, TypeError):
-            if config.fused_adam:
-                raise BadInputError(f"Fused Adam is not available on device {device}; "
-                                    "set fused_adam to None or False.") from None
-    return torch.optim.Adam(model.parameters(), lr=config.lr)
-
-
 def warm_up(device: str = "cpu") -> None:
     """One tiny training step and one prediction, so torch's first-call costs (lazy imports and
     kernel set-up that hold the GIL for ~0.1 s) are paid now rather than inside a job. Leaves the
     global random state untouched. The GUI calls this in a background thread at start-up."""
     with torch.random.fork_rng(devices=[]):
         model = HATR("both", 8, 8, hidden=8).to(device)
-        optimizer = _make_optimizer(model, TrainConfig(device=device), torch.device(device))
+        optimizer = make_optimizer(list(model.parameters()), TrainConfig(device=device), torch.device(device))
         logits, _ = model(torch.randn(4, 8, device=device), torch.randn(4, 8, device=device))
         nn.CrossEntropyLoss()(logits, torch.zeros(4, dtype=torch.long, device=device)).backward()
         optimizer.step()
         predict_probs(model, torch.randn(2, 8, device=device), torch.randn(2, 8, device=device))
 
 
-def _train_fold(k: int, train: np.ndarray, val: np.ndarray, test: np.ndarray, data: _Data,
-                config: TrainConfig, writer: RunWriter, device: torch.device, job: Job | None) -> _FoldResult:
+def train_fold(task: FoldTask, data: _Data | FoldInputs, config: TrainConfig, device: torch.device | None = None, *,
+               parallel: bool | None = None, job: Job | None = None) -> FoldOutcome:
+    """Train one fold and predict its test rows; writes nothing (the caller writes the outcome).
+
+    ``parallel``: two encoder threads (None: when :func:`branch_parallel_default` says so). Any
+    choice gives the same numbers.
+    """
+    device = device or torch.device(config.device)
+    if isinstance(data, FoldInputs):
+        data = data.to_data(device)
+    if parallel is None:
+        parallel = branch_parallel_default(config.mode, device)
+    k, train, val, test = task.fold, task.train, task.val, task.test
     stage = f"fold {k}/{config.folds}"
     jobs.report(job, stage, 0, config.epochs, "training", fold=k)
     with _reproducible(_fold_seed(config.seed, k), device):
         model = HATR(config.mode, data.audio_dim, data.text_dim, config.hidden, config.dropout).to(device)
-        optimizer = _make_optimizer(model, config, device)
-        criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
         shuffle = torch.Generator().manual_seed(_fold_seed(config.seed, k))
         noise = torch.Generator(device=device).manual_seed(_fold_seed(config.seed, k) + 1)
         codes = torch.as_tensor(data.codes, device=device)
         train_rows = torch.as_tensor(train, device=device)
         val_truth = _CLASS_KEY_ARRAY[data.codes[val]].tolist()
-        val_rows = torch.as_tensor(val, device=device)
+        val_inputs = _rows(data, torch.as_tensor(val, device=device))
 
         best_hf, best_epoch, best_state, stale = -math.inf, 0, None, 0
         history: list[dict[str, Any]] = []
-        for epoch in range(1, config.epochs + 1):
-            jobs.check(job)
-            loss, attn = _train_epoch(model, optimizer, criterion, data, codes, train_rows, shuffle, noise,
-                                      config, job)
-            probs, _ = predict_probs(model, **_rows(data, val_rows), batch_size=EVAL_BATCH)
-            pred = _CLASS_KEY_ARRAY[probs.argmax(dim=1).cpu().numpy()].tolist()
-            val_hf = evaluate(val_truth, pred, lam=config.lam, absent="reference").hF
-            lr = optimizer.param_groups[0]["lr"]
-            row = {"epoch": epoch, "loss": loss, "val_hf": val_hf, "lr": lr,
-                   "attn_audio": attn[0] if attn else None, "attn_text": attn[1] if attn else None}
-            history.append(row)
-            score = 0.0 if math.isnan(val_hf) else val_hf  # NaN: no true class predicted at all
-            if score > best_hf:
-                best_hf, best_epoch, stale = score, epoch, 0
-                best_state = {name: t.detach().clone() for name, t in model.state_dict().items()}
-            else:
-                stale += 1
-            jobs.report(job, stage, epoch, config.epochs, f"epoch {epoch}: val hF {val_hf:.4f}",
-                        fold=k, **row, best_epoch=best_epoch)
-            if config.patience is not None and stale >= config.patience:
-                break
-        if best_state is not None:
-            model.load_state_dict(best_state)
-        test_probs, _ = predict_probs(model, **_rows(data, torch.as_tensor(test, device=device)),
-                                      batch_size=EVAL_BATCH)
+        with Stepper(model, config, device, parallel=parallel) as stepper:
+            for epoch in range(1, config.epochs + 1):
+                jobs.check(job)
+                loss, attn = _train_epoch(stepper, data, codes, train_rows, shuffle, noise, config, job)
+                probs, _ = stepper.predict(val_inputs, EVAL_BATCH)
+                pred = _CLASS_KEY_ARRAY[probs.argmax(dim=1).cpu().numpy()].tolist()
+                val_hf = evaluate(val_truth, pred, lam=config.lam, absent="reference").hF
+                row = {"epoch": epoch, "loss": loss, "val_hf": val_hf, "lr": stepper.lr,
+                       "attn_audio": attn[0] if attn else None, "attn_text": attn[1] if attn else None}
+                history.append(row)
+                score = 0.0 if math.isnan(val_hf) else val_hf  # NaN: no true class predicted at all
+                if score > best_hf:
+                    best_hf, best_epoch, stale = score, epoch, 0
+                    best_state = {name: t.detach().clone() for name, t in model.state_dict().items()}
+                else:
+                    stale += 1
+                jobs.report(job, stage, epoch, config.epochs, f"epoch {epoch}: val hF {val_hf:.4f}",
+                            fold=k, **row, best_epoch=best_epoch)
+                if config.patience is not None and stale >= config.patience:
+                    break
+            if best_state is not None:
+                model.load_state_dict(best_state)
+            test_probs, _ = stepper.predict(_rows(data, torch.as_tensor(test, device=device)), EVAL_BATCH)
 
     probs_np = test_probs.double().cpu().numpy()
     test_report = evaluate(_CLASS_KEY_ARRAY[data.codes[test]].tolist(),
                            _CLASS_KEY_ARRAY[probs_np.argmax(axis=1)].tolist(), lam=config.lam,
                            absent=config.absent)  # type: ignore[arg-type]
-    writer.write_fold(k, model, history=history, best_epoch=best_epoch, metrics={
-        "fold": k, "best_epoch": best_epoch, "best_val_hf": best_hf, "epochs_run": len(history),
-        "n_train": len(train), "n_val": len(val), "n_test": len(test), "test": test_report.to_dict(),
-    })
-    return _FoldResult(k, test, probs_np, best_epoch, reused=False)
+    metrics = {"fold": k, "best_epoch": best_epoch, "best_val_hf": best_hf, "epochs_run": len(history),
+               "n_train": len(train), "n_val": len(val), "n_test": len(test), "test": test_report.to_dict()}
+    state = {name: t.detach().cpu() for name, t in model.state_dict().items()}
+    return FoldOutcome(k, test, probs_np, best_epoch, history, metrics, state)
 
 
-def _rows(data: _Data, rows: torch.Tensor) -> dict[str, torch.Tensor | None]:
-    """The model inputs of ``rows``: ``audio``, ``text`` and ``audio_present`` (keyword arguments)."""
+def _rows(data: _Data, rows: torch.Tensor) -> Inputs:
+    """The model inputs of ``rows``: ``(audio, text, audio_present)``."""
     def pick(t: torch.Tensor | None) -> torch.Tensor | None:
         return None if t is None else t[rows]
 
-    return {"audio": pick(data.audio), "text": pick(data.text), "audio_present": pick(data.audio_present)}
+    return pick(data.audio), pick(data.text), pick(data.audio_present)
 
 
-def _train_epoch(model: HATR, optimizer: torch.optim.Optimizer, criterion: nn.Module, data: _Data,
-                 codes: torch.Tensor, train_rows: torch.Tensor, shuffle: torch.Generator,
-                 noise: torch.Generator, config: TrainConfig,
+def _train_epoch(stepper: Stepper, data: _Data, codes: torch.Tensor, train_rows: torch.Tensor,
+                 shuffle: torch.Generator, noise: torch.Generator, config: TrainConfig,
                  job: Job | None) -> tuple[float, tuple[float, float] | None]:
     """One pass over the shuffled training rows; returns mean loss and mean attention."""
-    model.train()
+    stepper.model.train()
     order = train_rows[torch.randperm(len(train_rows), generator=shuffle).to(train_rows.device)]
     loss_sum = torch.zeros((), device=train_rows.device)
     attn_sum = torch.zeros(2, device=train_rows.device)
@@ -392,21 +480,16 @@ def _train_epoch(model: HATR, optimizer: torch.optim.Optimizer, criterion: nn.Mo
             continue
         if b % CHECK_EVERY_BATCHES == 0:
             jobs.check(job)
-        inputs = _rows(data, rows)
-        audio, text = inputs["audio"], inputs["text"]
+        audio, text, present = _rows(data, rows)
         if config.augment:
             audio = None if audio is None else _augment(audio, noise)
             text = None if text is None else _augment(text, noise)
-        optimizer.zero_grad(set_to_none=True)
-        logits, attention = model(audio, text, inputs["audio_present"])
-        loss = criterion(logits, codes[rows])
-        loss.backward()
-        optimizer.step()
-        loss_sum += loss.detach() * len(rows)
+        loss, attention = stepper.step((audio, text, present), codes[rows])
+        loss_sum += loss * len(rows)
         if attention is not None:
-            attn_sum += attention.detach().sum(dim=0)
+            attn_sum += attention.sum(dim=0)
         seen += len(rows)
-    mean_attn = (attn_sum / seen).tolist() if model.fusion is not None and seen else None
+    mean_attn = (attn_sum / seen).tolist() if stepper.model.fusion is not None and seen else None
     return float(loss_sum) / max(seen, 1), (tuple(mean_attn) if mean_attn else None)  # type: ignore[return-value]
 
 
@@ -430,7 +513,9 @@ def _reuse_fold(run_dir: Path, k: int, data: _Data, test: np.ndarray, fingerprin
         return None  # damaged or foreign: train it again (the new file replaces it)
     if meta.get("fingerprint") != fingerprint:
         return None
-    probs, _ = predict_probs(model, **_rows(data, torch.as_tensor(test, device=device)), batch_size=EVAL_BATCH)
+    audio, text, present = _rows(data, torch.as_tensor(test, device=device))
+    with one_thread():  # as the fold's own test predictions were made
+        probs, _ = predict_probs(model, audio, text, audio_present=present, batch_size=EVAL_BATCH)
     return _FoldResult(k, test, probs.double().cpu().numpy(), int(meta.get("best_epoch", 0)), reused=True)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bst_core.model import HATR, count_parameters, predict_probs
+from bst_core.model import HATR, count_parameters, draw_dropout_masks, dropout_layers, predict_probs
 from bst_core.taxonomy import NUM_CLASSES
 
 
@@ -56,3 +56,25 @@ def test_predict_probs_is_softmax_in_eval_mode_and_batched() -> None:
     assert torch.allclose(probs.sum(dim=1), torch.ones(10))
     whole, _ = predict_probs(model, audio, text, batch_size=100)
     assert torch.allclose(probs, whole, atol=1e-6)
+
+
+def test_planned_dropout_masks_are_the_ones_the_forward_pass_draws() -> None:
+    torch.manual_seed(0)
+    model = HATR("both", 24, 40, hidden=16, dropout=0.3).train()
+    audio, text = torch.randn(6, 24), torch.randn(6, 40)
+    torch.manual_seed(1)
+    drawn, _ = model(audio, text)
+    torch.manual_seed(1)
+    draw_dropout_masks(model, 6)
+    assert all(layer.planned is not None for layer in dropout_layers(model))
+    torch.manual_seed(99)  # the planned masks, not the generator, decide now
+    planned, _ = model(audio, text)
+    assert torch.equal(drawn, planned)
+    assert all(layer.planned is None for layer in dropout_layers(model))  # each used once
+
+
+def test_a_planned_mask_of_the_wrong_shape_is_refused() -> None:
+    model = HATR("audio", 8, 8, hidden=8).train()
+    draw_dropout_masks(model, 3)
+    with pytest.raises(RuntimeError, match="planned dropout mask"):
+        model(torch.randn(4, 8), None)

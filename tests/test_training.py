@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 import torch
 
-from bst_core.corpus import Corpus, EncoderInfo, empty_table
+from bst_core import training
+from bst_core.corpus import AUDIO_OK, Corpus, EncoderInfo, empty_table
 from bst_core.errors import BadInputError, IncompatibleError
 from bst_core.jobs import Cancelled, Job, Progress
 from bst_core.runs import RunFolder, load_fold_model, read_fold_meta
@@ -68,6 +69,33 @@ def test_same_seed_gives_identical_numbers(trained, tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(first.oof, again.oof, check_exact=True)
     np.testing.assert_equal(first.summary, again.summary)
     assert first.best_epochs == again.best_epochs
+
+
+@pytest.mark.parametrize("extra", [{}, {"augment": True, "missing_audio": "mask"}])
+def test_two_encoder_threads_give_the_numbers_of_one(extra: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The branch-parallel step (dropout masks drawn ahead, one Adam per branch) is bit-identical."""
+    corpus = make_corpus(n_per_class=24)
+    corpus.table["audio_status"] = AUDIO_OK
+    corpus.table.loc[:3, "audio_status"] = "text only: test"   # masked attention rows
+    config = TrainConfig(**{**FAST.to_dict(), "dropout": 0.3, **extra})
+    data = training._to_tensors(corpus, config, torch.device("cpu"))
+    assert data.audio_present is not None and 0 < int(data.audio_present.sum()) < len(corpus)
+    train, val, test = fold_splits(data.codes, folds=2, seed=config.seed, val_fraction=config.val_fraction)[0]
+    task = training.FoldTask(1, train, val, test)
+    one = training.train_fold(task, data, config, parallel=False)
+    two = training.train_fold(task, data, config, parallel=True)
+    np.testing.assert_array_equal(one.probs, two.probs)
+    assert one.history == two.history and one.best_epoch == two.best_epoch
+    for name, tensor in one.state.items():
+        assert torch.equal(tensor, two.state[name]), name
+
+
+def test_folds_run_on_one_thread_whatever_the_caller_uses(trained, tmp_path: Path) -> None:
+    corpus, _run_dir, first, _ = trained
+    torch.set_num_threads(2)
+    again = cross_validate(corpus, tmp_path / "again", FAST)
+    assert torch.get_num_threads() == 2  # restored
+    pd.testing.assert_frame_equal(first.oof, again.oof, check_exact=True)
 
 
 def test_another_seed_gives_other_splits_and_numbers(trained, tmp_path: Path) -> None:
