@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -260,6 +261,38 @@ def cmd_predict_zero_shot(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from bst_core.config import TrainConfig
+    from bst_core.console import make_progress
+    from bst_core.jobs import Job
+    from bst_core.reproduce import reproduce
+
+    overrides = {name: value for name, value in (("folds", args.folds), ("epochs", args.epochs))
+                 if value is not None}
+    config = replace(TrainConfig(device=args.device), **overrides)
+    config.validate()
+    progress = make_progress(getattr(args, "quiet", False), sys.stderr)
+    try:
+        done = reproduce(args.roots, args.out, config=config, job=Job(progress))
+    finally:
+        progress.close()
+    _print_notes(done.notes, args)
+    if _json(args):
+        print_json({"command": "reproduce", "out": str(done.out), "files": [str(f) for f in done.files],
+                    "protocol_overridden": done.protocol_overridden,
+                    "runs": [{"run_dir": str(r.run_dir), "mode": r.config.mode, "dataset": r.dataset_label,
+                              "reused": Path(r.run_dir) in done.reused,
+                              "summary": {m: {"mean": mean, "std": std} for m, (mean, std) in r.summary.items()}}
+                             for r in done.runs], "notes": done.notes})
+        return EXIT_OK
+    sys.stdout.write(done.report.markdown())
+    _say(args, f"{len(done.runs)} run(s) in {done.out / 'runs'} ({len(done.trained)} trained now, "
+               f"{len(done.reused)} already finished); report: {', '.join(str(f) for f in done.files)}")
+    return EXIT_OK
+
+
 # --- parser --------------------------------------------------------------------------------------
 
 def add_analysis_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -338,3 +371,17 @@ def add_analysis_commands(sub: argparse._SubParsersAction) -> None:  # type: ign
     _clap_options(p)
     add_output_flags(p)
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("reproduce", help="the seed report's four runs (both/audio on BSD10k and BSD35k-CS) "
+                                         "and its Table 1 + Table 2",
+                       description="Cross-validate HATR with the seed report's protocol in modes both and audio "
+                                   "on each dataset, into OUT/runs/<dataset>-<mode>/, then write OUT/report.md "
+                                   "and OUT/report.csv. Resumable: finished folds and runs are reused after "
+                                   "checking they were made from the same options and data.")
+    p.add_argument("roots", metavar="ROOT", nargs="+", help="BSD10K_ROOT [BSD35K_ROOT]")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--folds", type=_positive, help="FOR TESTING ONLY: fewer folds (not the seed's protocol)")
+    p.add_argument("--epochs", type=_positive, help="FOR TESTING ONLY: fewer epochs (not the seed's protocol)")
+    add_output_flags(p)
+    p.set_defaults(func=cmd_reproduce)
