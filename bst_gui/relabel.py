@@ -489,7 +489,7 @@ class KeyLegend(QWidget):
             for row, key in enumerate(classes_of_top(top), start=1):
                 cls = BY_KEY[key]
                 leaf = chord_for(key).split(", ")[1]
-                name = f"&nbsp;<span style='color:gray'>{cls.name}</span>" if show_names else ""
+                name = f"&nbsp;<span style='color:{style.MUTED}'>{cls.name}</span>" if show_names else ""
                 label = QLabel(f"<span style='background:{cls.colour}'>&nbsp;&nbsp;&nbsp;</span>"
                                f"&nbsp;<b>{leaf}</b>&nbsp;{key}{name}")
                 label.setToolTip(f"press {digit} then {leaf} · {cls.description}")
