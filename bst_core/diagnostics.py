@@ -19,11 +19,17 @@ CLAP_MODULES = ("laion_clap", "torchaudio", "torchvision")
 """Modules the CLAP encoder imports (laion_clap needs the other two but does not declare them)."""
 
 
-def _has_module(name: str) -> bool:
+def _module_location(name: str) -> str | None:
+    """Where ``name`` would be imported from (its folder), or None when it is not installed."""
     try:
-        return importlib.util.find_spec(name) is not None
+        spec = importlib.util.find_spec(name)
     except (ImportError, ValueError):
-        return False
+        return None
+    if spec is None:
+        return None
+    if spec.submodule_search_locations:
+        return str(next(iter(spec.submodule_search_locations)))
+    return spec.origin or name
 
 
 def _torch() -> dict[str, Any]:
@@ -48,9 +54,11 @@ def _clap() -> dict[str, Any]:
     from bst_core import checkpoints
     from bst_core.errors import BadInputError
 
-    modules = {name: _has_module(name) for name in CLAP_MODULES}
+    locations = {name: _module_location(name) for name in CLAP_MODULES}
+    modules = {name: where is not None for name, where in locations.items()}
     info: dict[str, Any] = {"stack": all(modules.values()), "modules": modules,
-                            "missing": [name for name, found in modules.items() if not found]}
+                            "missing": [name for name, found in modules.items() if not found],
+                            "location": locations["laion_clap"]}
     try:
         info["checkpoint"] = str(checkpoints.find_clap_checkpoint())
     except BadInputError:
@@ -77,7 +85,7 @@ def gather() -> dict[str, Any]:
     return {
         "bst_studio": __version__,
         "python": {"version": platform.python_version(), "executable": sys.executable,
-                   "platform": platform.platform()},
+                   "platform": platform.platform(), "bundle": bool(getattr(sys, "frozen", False))},
         "torch": _torch(),
         "encoders": {"offline": {"available": True}, "clap": _clap()},
         "folders": folders,
@@ -97,7 +105,7 @@ def format(info: dict[str, Any]) -> str:
         torch_line = f"torch: not importable ({torch.get('error', 'not installed')})"
     clap = info["encoders"]["clap"]
     if clap["stack"]:
-        stack = "installed (laion_clap, torchaudio, torchvision)"
+        stack = f"installed (laion_clap, torchaudio, torchvision; laion_clap in {clap['location']})"
     else:
         stack = f"not installed (missing {', '.join(clap['missing'])}; pip install \"bst-studio[clap]\")"
     checkpoint = (f"found at {clap['checkpoint']}" if clap["checkpoint"] else
@@ -108,7 +116,8 @@ def format(info: dict[str, Any]) -> str:
     folders = info["folders"]
     return "\n".join([
         f"bst-studio {info['bst_studio']}",
-        f"Python {python['version']} ({python['executable']}) on {python['platform']}",
+        f"Python {python['version']} ({'desktop bundle: ' if python.get('bundle') else ''}{python['executable']}) "
+        f"on {python['platform']}",
         torch_line,
         "encoder offline: available (no download)",
         f"encoder clap: stack {stack}",

@@ -266,6 +266,9 @@ def test_version_json(capsys: pytest.CaptureFixture[str]) -> None:
     info = json.loads(capsys.readouterr().out)
     assert set(info) == {"bst_studio", "python", "torch", "encoders", "folders"}
     assert info["encoders"]["offline"]["available"] is True
+    assert info["python"]["bundle"] is False            # True only inside the PyInstaller bundle
+    clap = info["encoders"]["clap"]
+    assert (clap["location"] is None) == (not clap["modules"]["laion_clap"])
     assert info["folders"]["cache"] == os.environ["BST_CACHE_DIR"]
 
 
