@@ -93,12 +93,15 @@ def cmd_train(args: argparse.Namespace) -> int:
                          only_fold=args.only_fold, device=args.device, absent=args.absent,
                          missing_audio=args.missing_audio)
     config.validate()
+    from bst_core.fold_engines import make_engine
+
+    engine = make_engine(args.engine, address=args.address, workers=args.workers)
     job, bars = _job(args)
     try:
         corpus = pipeline.open_source(args.dataset, store=args.store, require_embeddings=True, job=job,
                                       truth_from_subfolders=args.truth_from_subfolders)
         _print_notes(corpus.notes, args)
-        result = pipeline.cross_validate(corpus, args.out, config, job=job)
+        result = pipeline.cross_validate(corpus, args.out, config, job=job, engine=engine)
     finally:
         bars.close()
     if _json(args):
@@ -362,6 +365,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mask (default): items whose audio could not be decoded get no audio attention; "
                         "seed: feed their zero vector like the seed system (exact reproduction)")
     p.add_argument("--device", default=defaults.device, help="cpu or cuda")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="where the folds train: local (this process, or --workers processes) or ray (each fold "
+                        "a Ray task on a local Ray instance, or the cluster at --address); same numbers either way")
+    p.add_argument("--address", metavar="ADDRESS", help="Ray cluster to join (HOST:6379, from `ray start --head`)")
+    p.add_argument("--workers", type=int, metavar="N", help="folds trained at once (local: processes, default 1; "
+                   "ray: tasks in flight, default all)")
     p.add_argument("--per-class", action="store_true", help="also print the per-class table")
     _add_common(p)
     _add_truth_from_subfolders(p)

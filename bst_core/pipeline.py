@@ -31,6 +31,7 @@ from bst_core.runs import CrossValResult, RunFolder
 if TYPE_CHECKING:
     from bst_core.ensemble import Ensemble
     from bst_core.extraction import ExtractSummary
+    from bst_core.training import FoldEngine
 
 PathLike = str | os.PathLike[str]
 
@@ -152,11 +153,13 @@ def default_run_dir(source: PathLike | None) -> Path:
 
 
 def cross_validate(corpus: Corpus, run_dir: PathLike, config: TrainConfig | None = None, *,
-                   job: Job | None = None) -> CrossValResult:
-    """Cross-validate HATR on a labelled corpus into ``run_dir`` (resumes the same run)."""
+                   job: Job | None = None, engine: FoldEngine | None = None) -> CrossValResult:
+    """Cross-validate HATR on a labelled corpus into ``run_dir`` (resumes the same run). ``engine``
+    (:func:`bst_core.fold_engines.make_engine`: local processes, Ray) trains the folds elsewhere,
+    with the same numbers; None trains them in this process."""
     from bst_core.training import cross_validate as train
 
-    return train(corpus, run_dir, config or TrainConfig(), job=job)
+    return train(corpus, run_dir, config or TrainConfig(), job=job, engine=engine)
 
 
 def load_run(run_dir: PathLike, job: Job | None = None) -> CrossValResult:

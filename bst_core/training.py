@@ -193,10 +193,10 @@ class FoldInputs:
         def tensor(matrix: np.ndarray | None) -> torch.Tensor | None:
             return None if matrix is None else torch.from_numpy(np.array(matrix, dtype=np.float32)).to(device)
 
-        return _Data(codes=self.codes, audio=tensor(self.audio), text=tensor(self.text), audio_dim=self.audio_dim,
-                     text_dim=self.text_dim, audio_status=[],
-                     audio_present=None if self.audio_present is None
-                     else torch.as_tensor(self.audio_present, device=device))
+        return _Data(codes=np.array(self.codes), audio=tensor(self.audio), text=tensor(self.text),
+                     audio_dim=self.audio_dim, text_dim=self.text_dim, audio_status=[],
+                     audio_present=None if self.audio_present is None   # copies: Ray's arrays are read-only
+                     else torch.as_tensor(np.array(self.audio_present), device=device))
 
 
 @dataclass
