@@ -5,6 +5,10 @@ words. On "Write package" the dialog runs the host's ``check(label)`` (every rea
 would refuse the submission) and then its ``export(out_dir, label, authors)``; any problem is
 listed in the dialog, which stays open, and nothing is written. Values are remembered in QSettings.
 The main window's ``export`` is ``pipeline.export`` (the one workflow); tests may pass their own.
+
+The space of every message (the label's problem, the target path, the list of problems) is kept
+when it is empty, so the dialog never jumps; author cells edit on a single click; nothing is filled
+in for the user (the affiliation abbreviation is written only when typed, never taken from the label).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSettings
+from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
@@ -28,6 +33,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListWidget,
     QPushButton,
+    QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -37,8 +43,15 @@ from PySide6.QtWidgets import (
 from bst_core import submission
 from bst_core.errors import BadInputError
 
-AUTHOR_FIELDS: tuple[str, ...] = ("lastname", "firstname", "email", "affiliation")
-AUTHOR_TITLES: tuple[str, ...] = ("Last name", "First name", "Email", "Affiliation (institute)")
+AUTHOR_FIELDS: tuple[str, ...] = ("lastname", "firstname", "email", "affiliation", "abbreviation")
+AUTHOR_TITLES: tuple[str, ...] = ("Last name", "First name", "Email", "Affiliation", "Abbreviation")
+AUTHOR_TIPS: tuple[str, ...] = (
+    "Needed", "Needed", "Needed: the first author is the corresponding author",
+    "The institute (optional; left out of the meta file when empty)",
+    "The affiliation's short name, e.g. SCUT (optional; typed here, never taken from the label)")
+REQUIRED_FIELDS: tuple[str, ...] = ("lastname", "firstname", "email")
+"""What every author row needs; the affiliation is optional (the package's validator does not ask
+for it) and written only as typed."""
 SETTINGS_GROUP = "export"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -75,8 +88,8 @@ def author_problems(rows: Sequence[dict[str, str]]) -> list[str]:
     for n, row in enumerate(rows, start=1):
         if not any(row.get(f, "").strip() for f in AUTHOR_FIELDS):
             continue
-        missing = [t.lower() for f, t in zip(AUTHOR_FIELDS[:3], AUTHOR_TITLES[:3], strict=True)
-                   if not row.get(f, "").strip()]
+        missing = [t.lower() for f, t in zip(AUTHOR_FIELDS, AUTHOR_TITLES, strict=True)
+                   if f in REQUIRED_FIELDS and not row.get(f, "").strip()]
         if missing:
             problems.append(f"Author {n}: enter the {' and '.join(missing)}.")
         email = row.get("email", "").strip()
@@ -85,19 +98,44 @@ def author_problems(rows: Sequence[dict[str, str]]) -> list[str]:
     return problems
 
 
-def authors_for_yaml(rows: Sequence[dict[str, str]], label: str) -> list[dict[str, Any]] | None:
-    """Author dicts for ``<label>.meta.yaml`` (the first is the corresponding author); None if none."""
-    abbreviation = label.split("_")[1] if label.count("_") >= 3 else ""
+def authors_for_yaml(rows: Sequence[dict[str, str]], label: str = "") -> list[dict[str, Any]] | None:
+    """Author dicts for ``<label>.meta.yaml`` (the first is the corresponding author); None if none.
+
+    Only what was typed is written: the affiliation holds the institute and abbreviation given (no
+    affiliation when neither is); nothing is derived from ``label`` (kept for callers' symmetry).
+    """
     authors = []
     for row in rows:
         if not any(row.get(f, "").strip() for f in AUTHOR_FIELDS):
             continue
-        authors.append({
+        author: dict[str, Any] = {
             "lastname": row.get("lastname", "").strip(), "firstname": row.get("firstname", "").strip(),
             "email": row.get("email", "").strip(), "corresponding": not authors,
-            "affiliation": {"abbreviation": abbreviation, "institute": row.get("affiliation", "").strip()},
-        })
+        }
+        affiliation = {key: row.get(field, "").strip() for key, field in (("abbreviation", "abbreviation"),
+                                                                          ("institute", "affiliation"))
+                       if row.get(field, "").strip()}
+        if affiliation:
+            author["affiliation"] = affiliation
+        authors.append(author)
     return authors or None
+
+
+def _keep_space(widget: QWidget) -> None:
+    """Hidden, the widget still holds its place in the layout (a message coming never moves the rest)."""
+    policy = widget.sizePolicy()
+    policy.setRetainSizeWhenHidden(True)
+    widget.setSizePolicy(policy)
+
+
+def _reserved_label(name: str, *, lines: int) -> QLabel:
+    """A word-wrapped message label as tall as ``lines`` lines, empty or not (the full text in its tooltip)."""
+    label = QLabel("")
+    label.setObjectName(name)
+    label.setWordWrap(True)
+    label.setFixedHeight(lines * QFontMetrics(label.font()).lineSpacing() + 4)
+    label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+    return label
 
 
 def problems_from_error(error: BaseException) -> list[str]:
@@ -119,7 +157,7 @@ class ExportDialog(QDialog):
                  settings: QSettings | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Export challenge submission")
-        self.setMinimumWidth(640)
+        self.setMinimumWidth(720)
         self._export = export
         self._check = check
         self._settings = settings if settings is not None else QSettings("bst-studio", "BST Studio")
@@ -128,31 +166,41 @@ class ExportDialog(QDialog):
         remembered = self._remembered()
         self.label_edit = QLineEdit(label or remembered["label"])
         self.label_edit.setPlaceholderText(submission.LABEL_EXAMPLE)
-        self.label_error = QLabel("")
-        self.label_error.setObjectName("error")
-        self.label_error.setWordWrap(True)
+        self.label_error = _reserved_label("error", lines=2)
         self.folder_edit = QLineEdit(out_dir or remembered["out_dir"])
         self.folder_edit.setPlaceholderText("Folder that receives task1/<label>/")
         browse = QPushButton("Browse…")
+        browse.setAutoDefault(False)         # Enter in a field never opens the folder chooser
         browse.clicked.connect(self._browse)
         folder_row = QHBoxLayout()
         folder_row.addWidget(self.folder_edit, 1)
         folder_row.addWidget(browse)
-        self.target_label = QLabel("")
-        self.target_label.setObjectName("muted")
-        self.target_label.setWordWrap(True)
+        self.target_label = _reserved_label("muted", lines=2)
 
         self.authors = QTableWidget(0, len(AUTHOR_FIELDS))
         self.authors.setHorizontalHeaderLabels(list(AUTHOR_TITLES))
+        for column, tip in enumerate(AUTHOR_TIPS):
+            self.authors.horizontalHeaderItem(column).setToolTip(tip)
         self.authors.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.authors.horizontalHeader().setMinimumSectionSize(90)
         self.authors.verticalHeader().setVisible(False)
-        self.authors.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.authors.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectItems)
+        # a single click (or Tab into a cell, or typing) starts editing, as in a spreadsheet
+        self.authors.setEditTriggers(QAbstractItemView.EditTrigger.CurrentChanged
+                                     | QAbstractItemView.EditTrigger.SelectedClicked
+                                     | QAbstractItemView.EditTrigger.AnyKeyPressed
+                                     | QAbstractItemView.EditTrigger.EditKeyPressed
+                                     | QAbstractItemView.EditTrigger.DoubleClicked)
         self.authors.setMinimumHeight(120)
+        self.authors.setToolTip("Click a cell to type. Last name, first name and email are needed for each "
+                                "author; the affiliation is written as typed (left out when empty).")
         for row in remembered["authors"] or [{}]:
             self.add_author(row)
         add = QPushButton("Add author")
+        add.setAutoDefault(False)
         add.clicked.connect(lambda: self.add_author({}))
         remove = QPushButton("Remove selected")
+        remove.setAutoDefault(False)
         remove.clicked.connect(self._remove_selected_authors)
         author_buttons = QHBoxLayout()
         author_buttons.addWidget(QLabel("The first author is the corresponding author."), 1)
@@ -162,10 +210,12 @@ class ExportDialog(QDialog):
         self.problems = QListWidget()
         self.problems.setObjectName("problems")
         self.problems.setWordWrap(True)
-        self.problems.setMaximumHeight(130)
+        self.problems.setFixedHeight(110)          # its space is kept while hidden: nothing jumps
+        _keep_space(self.problems)
         self.problems.setVisible(False)
         self.problems_title = QLabel("The package was not written. Fix these problems first:")
         self.problems_title.setObjectName("error")
+        _keep_space(self.problems_title)
         self.problems_title.setVisible(False)
 
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
@@ -248,13 +298,14 @@ class ExportDialog(QDialog):
     def _update(self, *_: object) -> None:
         problem = label_problem(self.label) if self.label_edit.text() else ""
         self.label_error.setText(problem)
-        self.label_error.setVisible(bool(problem))
+        self.label_error.setToolTip(problem)
         if self.out_dir and not label_problem(self.label):
             folder = Path(self.out_dir) / "task1" / self.label
-            self.target_label.setText(f"Writes {folder / (self.label + '.output.csv')} and "
-                                      f"{self.label}.meta.yaml beside it.")
+            target = f"Writes {folder / (self.label + '.output.csv')} and {self.label}.meta.yaml beside it."
         else:
-            self.target_label.setText("")
+            target = "The package goes to task1/<label>/ in this folder."
+        self.target_label.setText(target)
+        self.target_label.setToolTip(target)
         self.write_button.setEnabled(not label_problem(self.label) and bool(self.out_dir))
 
     def show_problems(self, problems: Sequence[str]) -> None:
@@ -317,5 +368,5 @@ class ExportDialog(QDialog):
         self._settings.sync()
 
 
-__all__ = ["AUTHOR_FIELDS", "ExportDialog", "author_problems", "authors_for_yaml", "label_problem",
-           "problems_from_error"]
+__all__ = ["AUTHOR_FIELDS", "AUTHOR_TIPS", "AUTHOR_TITLES", "REQUIRED_FIELDS", "ExportDialog", "author_problems",
+           "authors_for_yaml", "label_problem", "problems_from_error"]
