@@ -383,8 +383,7 @@ class MainWindow(QMainWindow):
         self.welcome.open_requested.connect(self.ask_and_open)
         self.welcome.recent_requested.connect(self.open_source)
         self.library_view.activated.connect(lambda _id: self.audition_controller.replay())
-        self.audition.state_changed.connect(
-            lambda playing: self.play_action.setText("Stop" if playing else "Play / stop"))
+        self.audition_controller.show_state_on(self.play_action, self._toolbar)
         self.audition.silent.connect(self._say_silent)
         self.loop_action.toggled.connect(self._loop_toggled)
         self.autoplay_action.toggled.connect(lambda on: self.settings.set_flag("autoplay", on))
@@ -400,6 +399,7 @@ class MainWindow(QMainWindow):
         self.relabel.save_failed.connect(self._edit_not_saved)
         self.relabel.labels_changed.connect(self._edit_saved)
         self.results_view.cell_clicked.connect(self.show_confusion_cell)
+        self.results_view.cells_selected.connect(self.show_confusion_cells)
         self.results_view.class_clicked.connect(self.show_class)
 
     @property
@@ -553,16 +553,33 @@ class MainWindow(QMainWindow):
         the table's prediction column shows now (e.g. after predicting with the ensemble). A run
         trained on other data has no clips in this source: the status bar says so (0 shown).
         """
+        return self.show_confusion_cells([(truth, pred)])
+
+    def show_confusion_cells(self, cells: list[tuple[str, str]]) -> int:
+        """Show the union of the clips behind several confusion cells (Ctrl+click), first one selected.
+
+        The same choice as :meth:`show_confusion_cell` (the run's out-of-fold table); no cells
+        shows every clip again.
+        """
+        cells = list(dict.fromkeys((str(t), str(p)) for t, p in cells))
+        if not cells:
+            self.clear_filters()
+            return self.library.rowCount()
         run = self.session.run
-        if run is None:
-            return self._show_filtered(Filters(truth=truth, prediction=pred))
-        if not self.session.run_is_for_source:
+        if run is not None and not self.session.run_is_for_source:
             return self._not_this_source(run)
-        oof = run.oof
-        chosen = oof.loc[(oof["truth"] == truth) & (oof["prediction"] == pred), "id"].astype(str)
-        caption = f"truth {truth} → predicted {pred} out-of-fold: {len(chosen)} clips"
+        if run is None and len(cells) == 1:
+            return self._show_filtered(Filters(truth=cells[0][0], prediction=cells[0][1]))
+        table = run.oof if run is not None else self.library.frame
+        inside = pd.MultiIndex.from_frame(table[["truth", "prediction"]]).isin(cells)
+        chosen = table.loc[inside, "id"].astype(str)
+        if len(cells) == 1:
+            caption = f"truth {cells[0][0]} → predicted {cells[0][1]}"
+        else:
+            caption = ", ".join(f"{t} → {p}" for t, p in cells) if len(cells) <= 3 else f"{len(cells)} confusion cells"
+        caption += f"{' out-of-fold' if run is not None else ''}: {len(chosen)} clips"
         predictions = self.session.predictions
-        if predictions is not None and predictions.origin != "out-of-fold":
+        if run is not None and predictions is not None and predictions.origin != "out-of-fold":
             caption += " (the table shows the ensemble's predictions)"
         return self._show_filtered(Filters(ids=frozenset(chosen)), caption)
 
