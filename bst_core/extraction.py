@@ -21,15 +21,16 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from bst_core import jobs
 from bst_core.audio import Decoded, decode
-from bst_core.corpus import Corpus
+from bst_core.corpus import Corpus, EncoderInfo
 from bst_core.encoders.base import Encoder
 from bst_core.store import EmbeddingStore
 from bst_core.text import text_for
@@ -124,22 +125,93 @@ def _display_name(item_id: str, path: str) -> str:
     return item_id if not name or name in item_id else name
 
 
-def extract(corpus: Corpus, store_path: str | os.PathLike[str], encoder: Encoder, *,
+@dataclass(frozen=True)
+class Batch:
+    """One batch of work: what a worker needs to compute it (``rows`` of the corpus table stay with
+    the writer). ``text_only``: the audio is unchanged, only the text vectors are computed."""
+
+    index: int
+    rows: np.ndarray
+    paths: list[str]
+    texts: list[str]
+    text_only: bool = False
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+@dataclass
+class BatchResult:
+    """What a worker computed for a :class:`Batch` (``audio``/``status``/``reasons`` are None for a
+    text-only batch); ``worker`` names where it ran (for messages)."""
+
+    text: np.ndarray
+    audio: np.ndarray | None = None
+    status: list[str] | None = None
+    reasons: list[str] | None = None
+    worker: str = ""
+
+
+def compute_batch(encoder: Encoder, batch: Batch, on_item: Callable[[int], None] | None = None) -> BatchResult:
+    """Decode and embed one batch; ``on_item(k)`` after the k-th file is decoded. Never raises for
+    a bad file (its status says why); an error of the text encoder propagates."""
+    if batch.text_only:
+        return BatchResult(encoder.embed_text(batch.texts))
+    decoded = []
+    for k, path in enumerate(batch.paths):
+        decoded.append(_decode_item(path, encoder))
+        if on_item is not None:
+            on_item(k)
+    audio, status, reasons = _embed_batch(encoder, decoded)
+    return BatchResult(encoder.embed_text(batch.texts), audio, status, reasons)
+
+
+class Engine(Protocol):
+    """Computes batches: the local one in this process, :class:`bst_core.ray_extract.RayEngine` on Ray.
+
+    ``run`` yields each batch with its result as soon as it is done (in any order); the writer in
+    this process appends it to the store. ``on_item(batch, k)`` may be called as files are decoded.
+    Closing the generator (Cancel, an error) stops all work it started.
+    """
+
+    info: EncoderInfo
+
+    def run(self, batches: Sequence[Batch], on_item: Callable[[Batch, int], None],
+            job: jobs.Job | None) -> Iterator[tuple[Batch, BatchResult]]: ...
+
+
+class LocalEngine:
+    """One encoder in this process, one batch after the other."""
+
+    def __init__(self, encoder: Encoder) -> None:
+        self.encoder = encoder
+        self.info = encoder.info
+
+    def run(self, batches: Sequence[Batch], on_item: Callable[[Batch, int], None],
+            job: jobs.Job | None) -> Iterator[tuple[Batch, BatchResult]]:
+        for batch in batches:
+            jobs.check(job)
+            yield batch, compute_batch(self.encoder, batch, lambda k, b=batch: on_item(b, k))
+
+
+def extract(corpus: Corpus, store_path: str | os.PathLike[str], encoder: Encoder | Engine, *,
             batch_size: int = 16, job: jobs.Job | None = None, lock_timeout: float | None = None) -> ExtractSummary:
     """Embed every item of ``corpus`` into the store at ``store_path`` (created if missing).
 
-    Raises IncompatibleError when the store was made with another encoder, BadInputError when
-    another process writes the store for longer than ``lock_timeout`` s (default
+    ``encoder`` runs here (an :class:`Engine`, e.g. Ray's, computes elsewhere); this process is the
+    one writer either way. Raises IncompatibleError when the store was made with another encoder,
+    BadInputError when another process writes the store for longer than ``lock_timeout`` s (default
     :data:`bst_core.locking.DEFAULT_TIMEOUT`) or the disk is full. Cancel (via ``job``) keeps every
     finished batch; running again computes only the rest.
     """
-    store = EmbeddingStore.open(store_path, create_with=encoder.info,
+    engine = LocalEngine(encoder) if isinstance(encoder, Encoder) else encoder
+    store = EmbeddingStore.open(store_path, create_with=engine.info,
                                 source=str(corpus.root) if corpus.root else "", lock_timeout=lock_timeout)
     with store.writing():
-        return _extract_locked(corpus, store, encoder, batch_size, job)
+        return _extract_locked(corpus, store, engine, batch_size, job)
 
 
-def _extract_locked(corpus: Corpus, store: EmbeddingStore, encoder: Encoder, batch_size: int,
+def _extract_locked(corpus: Corpus, store: EmbeddingStore, engine: Engine, batch_size: int,
                     job: jobs.Job | None) -> ExtractSummary:
     table = corpus.table
     ids = table["id"].astype(str).tolist()
@@ -174,54 +246,57 @@ def _extract_locked(corpus: Corpus, store: EmbeddingStore, encoder: Encoder, bat
         summary.notes.append(
             f"The store {store.path} was written by an older BST Studio (store format 1), which did not record "
             f"what each sound was computed from: its {int(legacy.sum())} sounds were computed again.")
+    work = [(rows, True) for rows in _chunks(text_todo, batch_size)] + [(rows, False) for rows in
+                                                                        _chunks(todo, batch_size)]
+    batches = [Batch(k, rows, [paths[r] for r in rows], [texts[r] for r in rows], text_only)
+               for k, (rows, text_only) in enumerate(work)]
     total = len(text_todo) + len(todo)
-    jobs.report(job, STAGE, 0, total, f"{total} to compute, {summary.reused} reused")
-    try:
-        for start in range(0, len(text_todo), batch_size):  # audio unchanged: only the text is embedded
-            jobs.check(job)
-            batch = text_todo[start:start + batch_size]
-            batch_ids = [ids[row] for row in batch]
+    saved = 0
+    previous_reasons = previous["reason"].to_numpy(dtype=object)
+
+    def on_item(batch: Batch, k: int) -> None:
+        row = batch.rows[k]
+        jobs.report(job, STAGE, saved + k + 1, total, _display_name(ids[row], paths[row]),
+                    computed=summary.computed, failed=summary.failed)
+
+    def write(batch: Batch, result: BatchResult) -> None:
+        rows = batch.rows
+        batch_ids = [ids[row] for row in rows]
+        if batch.text_only:   # audio unchanged: its vector and warnings are kept
             audio = store.load(batch_ids)[0]
-            reasons = previous["reason"].to_numpy(dtype=object)[batch].astype(str).tolist()
-            text = encoder.embed_text([texts[row] for row in batch])
-            store.append(batch_ids, audio, text, ["ok"] * len(batch), reasons, sizes[batch],
-                         mtime_ns=mtimes[batch], keys=keys[batch].tolist(), text_hashes=hashes[batch].tolist())
-            for row, reason in zip(batch, reasons, strict=True):
+            status, reasons = ["ok"] * len(rows), previous_reasons[rows].astype(str).tolist()
+        else:
+            audio, status, reasons = result.audio, result.status, result.reasons
+        store.append(batch_ids, audio, result.text, status, reasons, sizes[rows],
+                     mtime_ns=mtimes[rows], keys=keys[rows].tolist(), text_hashes=hashes[rows].tolist())
+        for row, item_status, reason in zip(rows, status, reasons, strict=True):
+            name = _display_name(ids[row], paths[row])
+            if item_status == "ok":
                 summary.computed += 1
                 for warning in filter(None, reason.split("; ")):
-                    _add(summary.warnings, warning, _display_name(ids[row], paths[row]))
-            jobs.report(job, STAGE, start + len(batch), total, "batch saved",
-                        computed=summary.computed, failed=summary.failed)
-        done = len(text_todo)
-        for start in range(0, len(todo), batch_size):
-            jobs.check(job)
-            batch = todo[start:start + batch_size]
-            decoded = []
-            for k, row in enumerate(batch):
-                decoded.append(_decode_item(paths[row], encoder))
-                jobs.report(job, STAGE, done + start + k + 1, total, _display_name(ids[row], paths[row]),
-                            computed=summary.computed, failed=summary.failed)
-            audio, status, reasons = _embed_batch(encoder, decoded)
-            text = encoder.embed_text([texts[row] for row in batch])
-            store.append([ids[row] for row in batch], audio, text, status, reasons, sizes[batch],
-                         mtime_ns=mtimes[batch], keys=keys[batch].tolist(), text_hashes=hashes[batch].tolist())
-            for row, item_status, reason in zip(batch, status, reasons, strict=True):
-                name = _display_name(ids[row], paths[row])
-                if item_status == "ok":
-                    summary.computed += 1
-                    for warning in filter(None, reason.split("; ")):
-                        _add(summary.warnings, warning, name)
-                else:
-                    summary.failed += 1
-                    _add(summary.failures, reason, name)
-            jobs.report(job, STAGE, done + start + len(batch), total, "batch saved",
-                        computed=summary.computed, failed=summary.failed)
+                    _add(summary.warnings, warning, name)
+            else:
+                summary.failed += 1
+                _add(summary.failures, reason, name)
+
+    jobs.report(job, STAGE, 0, total, f"{total} to compute, {summary.reused} reused")
+    try:
+        with contextlib.closing(engine.run(batches, on_item, job)) as results:
+            for batch, result in results:
+                write(batch, result)
+                saved += len(batch)
+                jobs.report(job, STAGE, saved, total, "batch saved", computed=summary.computed,
+                            failed=summary.failed)
     except BaseException:
         with contextlib.suppress(Exception):  # keep finished batches consolidated; report the first error
             store.compact()
         raise
     store.compact()
     return summary
+
+
+def _chunks(rows: np.ndarray, size: int) -> list[np.ndarray]:
+    return [rows[start:start + size] for start in range(0, len(rows), size)]
 
 
 def _add(groups: dict[str, list[str]], reason: str, name: str) -> None:

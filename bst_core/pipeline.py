@@ -31,6 +31,7 @@ from bst_core.runs import CrossValResult, RunFolder
 if TYPE_CHECKING:
     from bst_core.ensemble import Ensemble
     from bst_core.extraction import ExtractSummary
+    from bst_core.ray_extract import RayOptions
     from bst_core.training import FoldEngine
 
 PathLike = str | os.PathLike[str]
@@ -124,10 +125,13 @@ class Extracted:
 
 def extract(corpus: Corpus, *, encoder: str = DEFAULT_ENCODER, store: PathLike | None = None,
             checkpoint: PathLike | None = None, device: str = "cpu", allow_download: bool = False,
-            batch_size: int = 16, job: Job | None = None) -> Extracted:
+            batch_size: int = 16, job: Job | None = None, engine: str = "local",
+            ray_options: RayOptions | None = None) -> Extracted:
     """Compute (or complete) the embeddings of ``corpus`` into its store and attach them.
 
     ``store`` defaults to :func:`store_path_for`; items already stored and unchanged are reused.
+    ``engine="ray"`` decodes and embeds on Ray (:mod:`bst_core.ray_extract`; ``ray_options`` says
+    where), this process still being the store's one writer.
     """
     from bst_core.encoders import make_encoder
     from bst_core.extraction import extract as run_extraction
@@ -135,9 +139,22 @@ def extract(corpus: Corpus, *, encoder: str = DEFAULT_ENCODER, store: PathLike |
 
     if corpus.root is None:
         raise BadInputError("This corpus has no source folder or file; extraction needs the audio files.")
+    if engine not in ("local", "ray"):
+        raise BadInputError(f"Unknown engine {engine!r}: choose local or ray.")
     target = Path(store) if store is not None else store_path_for(corpus.root, encoder)
-    model = make_encoder(encoder, checkpoint=checkpoint, device=device, allow_download=allow_download, job=job)
-    summary = run_extraction(corpus, target, model, batch_size=batch_size, job=job)
+    if engine == "ray":
+        from bst_core.ray_extract import RayOptions, encoder_spec, extract_on_ray
+
+        options = ray_options or RayOptions()
+        if device != "cpu" and not options.gpus_per_worker:
+            raise BadInputError(f"With the Ray engine, ask for GPUs per worker (--gpus-per-worker 1) instead of "
+                                f"--device {device}.")
+        spec = encoder_spec(encoder, checkpoint=checkpoint, device="cuda" if options.gpus_per_worker else "cpu",
+                            allow_download=allow_download, job=job)
+        summary = extract_on_ray(corpus, target, spec, options, batch_size=batch_size, job=job)
+    else:
+        model = make_encoder(encoder, checkpoint=checkpoint, device=device, allow_download=allow_download, job=job)
+        summary = run_extraction(corpus, target, model, batch_size=batch_size, job=job)
     attached = attach_store(corpus, target)
     attached.store = target
     return Extracted(attached, summary)
