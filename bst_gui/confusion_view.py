@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QScrollArea,
+    QSizePolicy,
     QToolButton,
     QToolTip,
     QVBoxLayout,
@@ -580,6 +581,7 @@ class ConfusionView(QWidget):
         title = QLabel("<b>Confusion matrix</b>")
         self.caption = QLabel("")
         self.caption.setObjectName("muted")  # the app style sheet greys it
+        self.caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # may be cut: tooltip
         bar = QHBoxLayout()
         bar.addWidget(title)
         bar.addSpacing(8)

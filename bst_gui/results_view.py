@@ -178,6 +178,8 @@ class ResultsView(QWidget):
             self.vertical.addWidget(self.splitter)
             self.vertical.setStretchFactor(0, 0)
             self.vertical.setStretchFactor(1, 1)
+            for widget in (self.table, self.bars_scroll, self.confusion):
+                widget.show()       # a tab page left hidden would stay hidden in the splitters
             self.tabs.hide()
             self.vertical.show()
             self._tab_index = current

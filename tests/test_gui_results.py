@@ -347,8 +347,12 @@ def test_results_lay_out_full_size_and_in_a_small_dock(qtbot) -> None:
     view.tabs.setCurrentIndex(2)
     qtbot.wait(10)
     assert canvas.cell_rect(0, 0).width() >= 16                      # scrolls rather than shrinking
+    view.tabs.setCurrentIndex(0)                                      # the other pages are hidden tabs now
     view.resize(1600, 1000)
-    assert view.layout_mode == "full" and view.confusion.parent() is not None
+    qtbot.wait(10)
+    assert view.layout_mode == "full"
+    assert view.confusion.isVisible() and view.bars_scroll.isVisible() and view.table.isVisible()
+    assert view.confusion.height() > 600 and canvas.cell_rect(0, 0).width() >= 24   # the charts have the room
     minimum = view.layout().minimumSize()                              # every part scrolls: a small minimum
     assert minimum.width() <= 400 and minimum.height() <= 300
 
