@@ -55,8 +55,9 @@ ABSENT_WORDS: dict[str, str] = {
 }
 
 
-COMPACT_BELOW = QSize(900, 560)
-"""Narrower or shorter than this, the table, bars and matrix become tabs (with a little hysteresis)."""
+COMPACT_BELOW = QSize(900, 700)
+"""Narrower or shorter than this, the table, bars and matrix become tabs (with a little hysteresis): below
+it the matrix would have to scroll beside the table."""
 _HYSTERESIS = 40
 
 
