@@ -12,13 +12,17 @@ Kinds of change (:data:`CHANGE_KINDS`): ``fixed`` (A wrong, B right), ``broken``
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from bst_core import jobs, paths
+from bst_core.corpus import Corpus
 from bst_core.errors import BadInputError
+from bst_core.jobs import Job
 from bst_core.report import TABLE1_METRICS, RunColumn, RunReport, build_report
 from bst_core.runs import CrossValResult
 from bst_core.taxonomy import CLASS_KEYS
@@ -139,6 +143,49 @@ def _by_id(oof: pd.DataFrame, name: str) -> pd.DataFrame:
     return frame.set_index("id")
 
 
+def runs_root() -> Path:
+    """Where the app and ``pipeline.default_run_dir`` put new runs."""
+    return paths.data_dir() / "runs"
+
+
+def runs_of_source(corpus: Corpus, folders: Iterable[str | Path] = (), *, root: Path | None = None,
+                   job: Job | None = None) -> tuple[list[CrossValResult], list[str]]:
+    """The runs trained on this very source (:func:`pipeline.run_belongs_to`), newest first: the run
+    folders under ``root`` (default :func:`runs_root`) and ``folders``. Also notes naming the run
+    folders of this source that could not be read (unfinished, damaged), and why."""
+    from bst_core import pipeline
+    from bst_core.runs import RunFolder
+
+    if corpus.root is None:
+        return [], []
+    source = Path(corpus.root).resolve()
+    base = runs_root() if root is None else Path(root)
+    candidates = sorted(base.iterdir()) if base.is_dir() else []
+    candidates += [Path(f) for f in folders]
+    seen: set[Path] = set()
+    found: list[tuple[float, CrossValResult]] = []
+    notes: list[str] = []
+    for k, folder in enumerate(candidates):
+        jobs.report(job, "runs", k, len(candidates), folder.name)
+        where = folder.resolve()
+        if where in seen or not (folder / "run.json").is_file():
+            continue
+        seen.add(where)
+        try:
+            dataset = RunFolder(folder).dataset_root
+            if not dataset or Path(dataset).resolve() != source:
+                continue
+            result = pipeline.load_run(folder)
+        except BadInputError as exc:
+            notes.append(f"{folder.name}: {exc}")
+            continue
+        if pipeline.run_belongs_to(result, corpus):
+            found.append(((folder / "run.json").stat().st_mtime, result))
+    jobs.report(job, "runs", len(candidates), len(candidates), f"{len(found)} run(s)")
+    found.sort(key=lambda pair: -pair[0])
+    return [result for _mtime, result in found], notes
+
+
 def signed_points(delta: float, digits: int = 2) -> str:
     """A fraction's change in percentage points: ``+1.25``, ``-0.40``, ``–`` when unknown."""
     if delta is None or (isinstance(delta, float) and math.isnan(delta)):
@@ -155,4 +202,4 @@ def _row(cells: list[str]) -> str:
 
 
 __all__ = ["CHANGED_COLUMNS", "CHANGE_KINDS", "CLASS_COLUMNS", "METRIC_COLUMNS", "RunComparison",
-           "changed_predictions", "compare_runs", "signed_points"]
+           "changed_predictions", "compare_runs", "runs_of_source", "runs_root", "signed_points"]

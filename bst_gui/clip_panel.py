@@ -14,8 +14,18 @@ import numpy as np
 import pandas as pd
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, QPointF, QRectF, QRunnable, Qt, QThreadPool, Signal
-from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent, QTextDocumentFragment
-from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPaintEvent, QPixmap, QTextDocumentFragment
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFrame,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QScrollArea,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
 from bst_core import audio, taxonomy
 from bst_core.predictions import TEXT_ONLY
@@ -28,6 +38,7 @@ ENVELOPE_POINTS = 1600
 TOP_GUESSES = 3
 SPECTROGRAM_ROWS = 160
 SPECTROGRAM_RANGE_DB = 80.0
+EXPLAIN_ROW_PX = 22
 
 
 @dataclass(frozen=True)
@@ -243,10 +254,23 @@ def _plot(height: int) -> pg.PlotWidget:
     return plot
 
 
+def _chip_icon(key: str, size: int = 12) -> QIcon:
+    pixmap = QPixmap(size, size)
+    pixmap.fill(QColor(taxonomy.colour(key)) if key in taxonomy.BY_KEY else QColor(style.MUTED))
+    return QIcon(pixmap)
+
+
 class ClipPanel(QWidget):
-    """Everything about the current clip; ``seek_requested(seconds)`` on a click in the plots."""
+    """Everything about the current clip; ``seek_requested(seconds)`` on a click in the plots.
+
+    "Why this label" lists the training clips nearest in the model's own space (filled by the
+    window's analysis: :meth:`show_explanation`); ``explain_play(id)`` on a click,
+    ``explain_open(id)`` on a double click.
+    """
 
     seek_requested = Signal(float)
+    explain_play = Signal(str)
+    explain_open = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -292,6 +316,20 @@ class ClipPanel(QWidget):
         self.guesses.setTextFormat(Qt.TextFormat.RichText)
         self.guesses.setWordWrap(True)
         self.bars = self._probability_plot()
+        self.explain_note = QLabel()
+        self.explain_note.setObjectName("muted")
+        self.explain_note.setWordWrap(True)
+        self.explain_list = QListWidget()
+        self.explain_list.setObjectName("explainList")
+        self.explain_list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.explain_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.explain_list.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.explain_list.setUniformItemSizes(True)
+        self.explain_list.itemClicked.connect(
+            lambda item: self.explain_play.emit(str(item.data(Qt.ItemDataRole.UserRole))))
+        self.explain_list.itemDoubleClicked.connect(
+            lambda item: self.explain_open.emit(str(item.data(Qt.ItemDataRole.UserRole))))
+        self.explain_list.hide()
         self.attention = AttentionBar()
         self.tags = QLabel()
         self.tags.setWordWrap(True)
@@ -316,6 +354,9 @@ class ClipPanel(QWidget):
         layout.addWidget(self.caption)
         layout.addWidget(self.text_only)
         layout.addWidget(self.guesses)
+        layout.addWidget(self._section("Why this label: nearest training clips"))
+        layout.addWidget(self.explain_note)
+        layout.addWidget(self.explain_list)
         layout.addWidget(self._section("Attention: audio vs text"))
         layout.addWidget(self.attention)
         layout.addWidget(self._section("Tags"))
@@ -381,6 +422,8 @@ class ClipPanel(QWidget):
         ``audio`` status is "text only: <reason>" was predicted from its text alone: the panel says
         so and makes no claim about audio attention (the core gives such items no audio weight).
         """
+        if record is None or str(record["id"]) != self.clip_id:
+            self.show_explanation(None)       # never an explanation of another clip
         if record is None:
             self.clip_id = ""
             self.title.setText("No clip selected")
@@ -418,6 +461,30 @@ class ClipPanel(QWidget):
             self.attention.set_weights(None, "—  no audio attention: predicted from the text only")
         else:
             self.attention.set_weights(attention)
+
+    def show_explanation(self, neighbours: pd.DataFrame | None, note: str = "") -> None:
+        """The training clips nearest to this clip (``id, similarity, label, title``, best first) under
+        ``note``; None shows the note alone (why there is no list, or that it is being computed)."""
+        self.explain_list.clear()
+        self.explain_note.setText(note)
+        self.explain_note.setVisible(bool(note))
+        if neighbours is None or not len(neighbours):
+            self.explain_list.hide()
+            return
+        for rec in neighbours.itertuples(index=False):
+            label, title = str(rec.label), str(rec.title) or str(rec.id)
+            item = QListWidgetItem(_chip_icon(label), f"{label:<6} {float(rec.similarity):.2f}   {title}")
+            item.setData(Qt.ItemDataRole.UserRole, str(rec.id))
+            cls = taxonomy.BY_KEY.get(label)
+            item.setToolTip(f"{title}\nid {rec.id} · truth {label}" + (f" ({cls.name})" if cls else "")
+                            + f" · similarity {float(rec.similarity):.3f}\nClick plays it; double-click goes to it.")
+            self.explain_list.addItem(item)
+        self.explain_list.setFixedHeight(EXPLAIN_ROW_PX * len(neighbours) + 6)
+        self.explain_list.show()
+
+    def explanation_ids(self) -> list[str]:
+        """The ids listed under "Why this label", best first."""
+        return [str(self.explain_list.item(k).data(Qt.ItemDataRole.UserRole)) for k in range(self.explain_list.count())]
 
     def _set_caption(self, caption: str, reason: str, *, predicted: bool = False) -> None:
         self.caption.setText(caption[:1].upper() + caption[1:] if caption else "")
