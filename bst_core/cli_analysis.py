@@ -293,6 +293,28 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from bst_core import pipeline
+    from bst_core.atomic import atomic_open
+    from bst_core.run_compare import compare_runs
+
+    comparison = compare_runs(pipeline.load_run(args.run_a), pipeline.load_run(args.run_b))
+    if args.out:
+        with atomic_open(args.out, "w", newline="") as handle:
+            comparison.changed.to_csv(handle, index=False, float_format="%.6f", lineterminator="\n")
+    if _json(args):
+        print_json({"command": "compare", "a": str(args.run_a), "b": str(args.run_b), "out": args.out,
+                    "same_protocol": comparison.report.same_protocol, "metrics": _records(comparison.metrics),
+                    "per_class": _records(comparison.per_class), "common": comparison.n_common,
+                    "changed": len(comparison.changed), "counts": comparison.counts(),
+                    "changed_clips": _records(comparison.changed)})
+        return EXIT_OK
+    sys.stdout.write(comparison.markdown())
+    if args.out:
+        _say(args, f"wrote the {len(comparison.changed)} changed clip(s) to {args.out}")
+    return EXIT_OK
+
+
 # --- parser --------------------------------------------------------------------------------------
 
 def add_analysis_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -341,6 +363,17 @@ def add_analysis_commands(sub: argparse._SubParsersAction) -> None:  # type: ign
     p.add_argument("--out", metavar="FILE", help="FILE.md, FILE.csv or FILE.tex")
     add_output_flags(p)
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("compare", help="two runs side by side: metrics, per-class hF deltas, changed clips",
+                       description="Table 1 of both runs with the change (B - A), class-wise hF and its change, "
+                                   "and the clips whose out-of-fold prediction changed (fixed, broken, other), "
+                                   "from the runs' own results. Markdown on stdout; --out CSV writes the changed "
+                                   "clips (id,truth,prediction_a,prediction_b,score_a,score_b,change).")
+    p.add_argument("run_a", metavar="RUN_A")
+    p.add_argument("run_b", metavar="RUN_B")
+    p.add_argument("--out", metavar="CSV", help="write the changed clips here")
+    add_output_flags(p)
+    p.set_defaults(func=cmd_compare)
 
     from bst_core.embedding_map import DEFAULT_METHOD, METHODS
     from bst_core.embedding_map import DEFAULT_SPACE as MAP_SPACE
