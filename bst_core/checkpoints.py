@@ -83,6 +83,15 @@ def default_text_files_dir() -> Path:
     return checkpoints_dir() / ROBERTA_DIR_NAME
 
 
+class CheckpointNotFound(BadInputError):
+    """No CLAP checkpoint where it was looked for: ``given`` is "explicit" (a path given), "env"
+    (``$BST_CLAP_CHECKPOINT``) or "default" (nothing given; ``path`` is the user data folder's)."""
+
+    def __init__(self, message: str, *, path: Path, given: str) -> None:
+        super().__init__(message)
+        self.path, self.given = path, given
+
+
 def find_clap_checkpoint(explicit: str | os.PathLike[str] | None = None) -> Path:
     """The checkpoint: ``explicit``, else ``$BST_CLAP_CHECKPOINT``, else the user data folder.
 
@@ -92,24 +101,25 @@ def find_clap_checkpoint(explicit: str | os.PathLike[str] | None = None) -> Path
     if explicit:
         path = Path(explicit).expanduser()
         if not path.is_file():
-            raise BadInputError(f"CLAP checkpoint {path} not found. Check the path given with --checkpoint, "
-                                f"or leave it out to use {default_checkpoint_path()}.")
+            raise CheckpointNotFound(f"CLAP checkpoint {path} not found. Check the path given with --checkpoint, "
+                                     f"or leave it out to use {default_checkpoint_path()}.", path=path,
+                                     given="explicit")
         return path
     from_env = os.environ.get(CHECKPOINT_ENV)
     if from_env:
         path = Path(from_env).expanduser()
         if not path.is_file():
-            raise BadInputError(f"CLAP checkpoint {path} (from ${CHECKPOINT_ENV}) not found. Fix or unset "
-                                f"${CHECKPOINT_ENV}.")
+            raise CheckpointNotFound(f"CLAP checkpoint {path} (from ${CHECKPOINT_ENV}) not found. Fix or unset "
+                                     f"${CHECKPOINT_ENV}.", path=path, given="env")
         return path
     path = default_checkpoint_path()
     if path.is_file():
         return path
-    raise BadInputError(
+    raise CheckpointNotFound(
         f"The LAION-CLAP checkpoint {CLAP_CHECKPOINT_NAME} was not found: no --checkpoint given, "
         f"${CHECKPOINT_ENV} not set, and {path} does not exist. Run again with {DOWNLOAD_FLAG} to "
         f"download it (once) into {path}, or download {CLAP_CHECKPOINT_URL} yourself and pass "
-        f"--checkpoint PATH or set ${CHECKPOINT_ENV}.")
+        f"--checkpoint PATH or set ${CHECKPOINT_ENV}.", path=path, given="default")
 
 
 def find_text_files(explicit: str | os.PathLike[str] | None = None) -> Path:

@@ -207,11 +207,19 @@ def load_ensemble(run_dir: PathLike, *, allow_partial: bool = True, device: str 
     missing = run.missing_folds()
     if missing and not allow_partial:
         done = run.fold_numbers()
-        raise BadInputError(
+        raise PartialRunError(run.path, len(done), run.config.folds, missing,
             f"{run.path} is a partial run: {len(done)} of {run.config.folds} folds finished (missing "
             f"{', '.join(map(str, missing))}; status {run.status!r}). Finish it with `bst train` into the same "
             "folder, or pass --allow-partial (the package then says how many fold models it used).")
     return Ensemble.from_run(run.path, device=device)
+
+
+class PartialRunError(BadInputError):
+    """A run with unfinished folds where a full one is needed (``missing``: fold numbers)."""
+
+    def __init__(self, run_dir: Path, done: int, folds: int, missing: list[int], message: str) -> None:
+        super().__init__(message)
+        self.run_dir, self.done, self.folds, self.missing = run_dir, done, folds, missing
 
 
 def predict(run: PathLike | Ensemble, corpus: Corpus, *, precision: str = DEFAULT_PRECISION,

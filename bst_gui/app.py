@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import NoReturn
 
 HEADLESS_HELP = (
     "bst-studio needs a screen, and none was found (neither $DISPLAY nor $WAYLAND_DISPLAY is set).\n"
@@ -66,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     window.show()
     if args.source:
         window.open_source(args.source)
+    elif not args.run:
+        window.restore_session()        # the source open when the app was last closed, as it was
     if args.run:
         if window.jobs.busy:   # load the run once the source is open
             def load_after_open(_title: str) -> None:
@@ -74,7 +77,23 @@ def main(argv: list[str] | None = None) -> int:
             window.jobs.finished.connect(load_after_open)
         else:
             window.load_run(args.run)
-    return int(app.exec())
+    leave(int(app.exec()))
+
+
+def leave(code: int) -> NoReturn:
+    """End the process with ``code`` once the event loop has ended (the window has closed).
+
+    Closing saved everything that lasts (settings, session, layout) and closed the workspace, so
+    the process ends here without Python's teardown of torch and Qt (about a second, saving
+    nothing) and without waiting for a job abandoned on quitting (its thread may be mid torch step;
+    every core writer is atomic). Never returns.
+    """
+    import logging
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

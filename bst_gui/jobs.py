@@ -42,6 +42,18 @@ imported once at start-up instead, in a background thread, while the person pick
 
 _warm_up: threading.Thread | None = None
 
+_abandoned: dict[QThread, Any] = {}
+"""Threads of jobs given up on (:meth:`JobRunner.abandon`) with their workers, kept referenced until
+they end: a QThread object must not be deleted while its thread runs."""
+
+
+def threads_left_running() -> int:
+    """How many abandoned job threads are still running (the app exits without waiting for them)."""
+    for thread in [t for t in _abandoned if t.isFinished()]:
+        thread.wait()
+        del _abandoned[thread]
+    return len(_abandoned)
+
 UI_SWITCH_INTERVAL_S = 0.001
 """How long a job thread may hold the GIL while the UI thread waits for it (Python's default is
 5 ms). Each Python callback of a repaint (``data()``, pyqtgraph items) may wait that long while a
@@ -71,8 +83,34 @@ def warm_up_imports(modules: Sequence[str] = WARM_UP_MODULES) -> threading.Threa
     return _warm_up
 
 
+def gui_wording(exc: BaseException) -> str:
+    """The app's own words for core errors whose message names command-line flags ("" for others):
+    the typed errors carry what happened, the app says what to do in its dialogs."""
+    from bst_core.checkpoints import CheckpointNotFound
+    from bst_core.pipeline import PartialRunError
+
+    if isinstance(exc, CheckpointNotFound):
+        if exc.given == "explicit":
+            return (f"The CLAP checkpoint {exc.path} does not exist. In the Extract dialog pick the file again "
+                    "(Browse…), or leave the field empty to use the one in the usual place.")
+        if exc.given == "env":
+            return (f"The CLAP checkpoint {exc.path} named by $BST_CLAP_CHECKPOINT does not exist: fix or unset "
+                    "that variable, then start BST Studio again.")
+        return (f"The CLAP checkpoint was not found (looked for {exc.path}). In the Extract dialog pick the file "
+                "(Browse…), or tick “Download the checkpoint from Hugging Face if it is missing”.")
+    if isinstance(exc, PartialRunError):
+        return (f"{exc.run_dir} is a partial run: {exc.done} of {exc.folds} folds finished (missing "
+                f"{', '.join(map(str, exc.missing))}). Finish it first: Analysis › Cross-validate… with this run "
+                "folder (Browse…); its finished folds are reused.")
+    return ""
+
+
 def describe_error(exc: BaseException, details: str = "") -> tuple[str, str]:
-    """(message, details) for a person: BST errors as they are, others in words + the traceback."""
+    """(message, details) for a person: BST errors as they are (in the app's words where a core
+    message names command-line flags: :func:`gui_wording`), others in words + the traceback."""
+    wording = gui_wording(exc)
+    if wording:
+        return wording, ""
     if isinstance(exc, BstError):
         return str(exc), ""
     if isinstance(exc, MemoryError):
@@ -144,6 +182,9 @@ class JobRunner(QObject):
     failed = Signal(str, str, str)
     cancelled = Signal(str)
     finished = Signal(str)
+    ended = Signal(str)
+    """The job is over (``busy`` is False): emitted first, before its result or error is shown, so
+    the status bar's job strip and Cancel are gone when a dialog about it appears."""
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -153,6 +194,7 @@ class JobRunner(QObject):
         self._worker: _Worker | None = None
         self._on_success: Callable[[Any], None] | None = None
         self._retired: dict[QThread, _Worker | None] = {}
+        self._closed = False
 
     @property
     def busy(self) -> bool:
@@ -164,8 +206,9 @@ class JobRunner(QObject):
 
     def start(self, title: str, work: Callable[[Job], Any], *, kind: str = "",
               on_success: Callable[[Any], None] | None = None) -> bool:
-        """Run ``work(job)`` in the background; False (nothing started) while another job runs."""
-        if self.busy:
+        """Run ``work(job)`` in the background; False (nothing started) while another job runs or
+        after :meth:`shutdown` (a timer firing as the window closes starts nothing)."""
+        if self.busy or self._closed:
             return False
         self.title, self.kind, self._on_success = title, kind, on_success
         thread = QThread()
@@ -185,6 +228,27 @@ class JobRunner(QObject):
         """Ask the running job to stop at its next safe point."""
         if self._worker is not None:
             self._worker.job.cancel()
+
+    def abandon(self) -> bool:
+        """Cancel the running job and stop waiting for it: it is forgotten at once (``cancelled`` and
+        ``finished`` are emitted now; whatever it returns later is dropped) and its thread ends on
+        its own at its next safe point. For quitting: every writer of the core is atomic, so a job
+        left mid-step leaves no half-written file. True when a job was abandoned."""
+        worker, thread = self._worker, self._thread
+        if worker is None or thread is None:
+            return False
+        worker.job.cancel()
+        for signal in (worker.progress, worker.succeeded, worker.failed, worker.cancelled):
+            signal.disconnect()
+        self._thread = self._worker = None
+        self._on_success = None
+        _abandoned[thread] = worker
+        thread.quit()                 # its event loop ends as soon as the work returns
+        title = self.title
+        self.ended.emit(title)
+        self.cancelled.emit(title)
+        self.finished.emit(title)
+        return True
 
     def wait(self, timeout_ms: int = 30000) -> bool:
         """Process events until the job has ended (True) or ``timeout_ms`` passed (False)."""
@@ -211,6 +275,7 @@ class JobRunner(QObject):
             self._retired[thread] = worker
             thread.finished.connect(self._release_finished)   # queued: runs on the UI thread
             thread.quit()
+        self.ended.emit(title)
         return title, on_success
 
     @Slot()
@@ -220,10 +285,14 @@ class JobRunner(QObject):
             del self._retired[thread]
 
     def shutdown(self, timeout_ms: int = 10000) -> None:
-        """Wait for the threads of finished jobs to wind down (before the app quits)."""
+        """Wait for the threads of finished jobs to wind down (before the app quits); no job starts
+        after this."""
+        self._closed = True
         for thread in list(self._retired):
             thread.wait(timeout_ms)
         self._release_finished()
+        _abandoned.update(self._retired)      # any still winding down stay referenced until they end
+        self._retired.clear()
 
     def _succeeded(self, result: Any) -> None:
         title, on_success = self._end()
@@ -283,7 +352,7 @@ class JobStatusWidget(QWidget):
         layout.addWidget(self.cancel_button)
         runner.started.connect(self._started)
         runner.progress.connect(self.show_progress)
-        runner.finished.connect(lambda _title: self.hide())
+        runner.ended.connect(lambda _title: self.hide())
         self.hide()
 
     def _set_label(self, text: str) -> None:

@@ -22,9 +22,11 @@ from bst_core.library_query import (
     Filters,
     Query,
     TextIndex,
+    decision_words,
     filter_mask,
     parse_query,
     query_mask,
+    set_decisions,
     set_edited,
     set_predictions,
     sort_order,
@@ -33,7 +35,7 @@ from bst_gui import style
 
 HEADERS: dict[str, str] = {
     "id": "ID", "title": "Title", "duration_s": "Duration", "truth": "Truth",
-    "prediction": "Prediction", "score": "Score", "top": "Top", "edited": "Edited",
+    "prediction": "Prediction", "score": "Score", "top": "Top", "decision": "Decision", "edited": "Edited",
     "status": "Status", "audio": "Audio",
 }
 HEADER_TIPS: dict[str, str] = {
@@ -41,11 +43,14 @@ HEADER_TIPS: dict[str, str] = {
     "prediction": "The model's class (see the caption above the table for which predictions these are)",
     "score": "The prediction's score: the model's top probability (0-1)",
     "top": "Top level of the prediction (of the truth where there is none)",
+    "decision": "Hierarchical abstain (View › Abstain threshold): the class, or its top level alone "
+                "(\"fx, leaf unsure\") where the class's probability is below the threshold but its top "
+                "level's summed probability reaches it",
     "edited": "Your label, saved in the workspace",
     "status": "ok, text only (the audio could not be decoded), no audio (no file), or edited",
     "audio": "What the embeddings were made from: ok, or text only (the audio could not be decoded: why)",
 }
-CLASS_COLUMNS = frozenset({"truth", "prediction", "edited", "top"})
+CLASS_COLUMNS = frozenset({"truth", "prediction", "edited", "top", "decision"})
 NUMBER_COLUMNS = frozenset({"duration_s", "score"})
 
 _Index = QModelIndex | QPersistentModelIndex
@@ -118,6 +123,22 @@ class LibraryModel(QAbstractTableModel):
         out[has] = matrix[where[has]]
         return out
 
+    def set_decisions(self, ids: Sequence[str], decisions: Sequence[str]) -> None:
+        """Replace the decision column (the hierarchical abstain's, by id; empty: off)."""
+        set_decisions(self.frame, ids, decisions)
+        self._data_changed()
+        self.query_problems.emit(self._problems(self._query))
+
+    @property
+    def has_decisions(self) -> bool:
+        return bool(len(self.frame)) and bool((self.frame["decision"] != "").any())
+
+    def _problems(self, query: Query) -> list[str]:
+        problems = list(query.problems)
+        if query.uses("decision") and not self.has_decisions:
+            problems.append("decision needs the abstain threshold: View › Abstain threshold…")
+        return problems
+
     def set_edited(self, edited: Mapping[str, str]) -> None:
         """Replace the edited labels (id → class key) from the workspace."""
         set_edited(self.frame, edited)
@@ -161,7 +182,7 @@ class LibraryModel(QAbstractTableModel):
         if query == self._query:
             return
         self._query = query
-        self.query_problems.emit(list(query.problems))
+        self.query_problems.emit(self._problems(query))
         self._apply_visibility()
 
     def set_filters(self, filters: Filters) -> None:
@@ -313,6 +334,8 @@ class LibraryModel(QAbstractTableModel):
                 return "" if value != value else format_duration(float(value))
             if name == "score":
                 return "" if value != value else f"{float(value):.2f}"
+            if name == "decision":
+                return decision_words(value)
             return value
         if name in CLASS_COLUMNS and value:
             if role == Qt.ItemDataRole.BackgroundRole:

@@ -6,7 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import QEvent, QItemSelectionModel, QObject, Qt, Signal
-from PySide6.QtGui import QAction, QColor, QIcon, QKeyEvent, QPixmap
+from PySide6.QtGui import QAction, QColor, QFocusEvent, QIcon, QKeyEvent, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -30,8 +30,10 @@ from bst_gui.library_model import LibraryModel
 SEARCH_HINT = "Search  ·  words  -exclude  class:fx-o  top:ss  pred:ss-u  score>0.5  ·  ~words by meaning (CLAP)"
 WORDS_PREFIX = "~"
 """A search box text starting with this is a search by meaning (CLAP), run on Enter: ``words_search``."""
+DEFAULT_SORT: tuple[str, Qt.SortOrder] = ("id", Qt.SortOrder.AscendingOrder)
+"""The order a table opens in (ids of digits numerically, paths case-insensitively)."""
 COLUMN_WIDTHS = {"id": 90, "title": 260, "duration_s": 64, "truth": 62, "prediction": 74,
-                 "score": 66, "top": 42, "edited": 60, "status": 70, "audio": 150}
+                 "score": 66, "top": 42, "decision": 110, "edited": 60, "status": 70, "audio": 150}
 
 
 def colour_icon(hex_colour: str, size: int = 12) -> QIcon:
@@ -96,7 +98,6 @@ class LibraryTable(QTableView):
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.setAlternatingRowColors(True)
-        self.setSortingEnabled(True)
         self.setWordWrap(False)
         self.setShowGrid(False)
         self.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
@@ -109,10 +110,40 @@ class LibraryTable(QTableView):
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setHighlightSections(False)
         header.setSortIndicatorShown(True)
-        header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
         for column, name in enumerate(LIBRARY_COLUMNS):
             self.setColumnWidth(column, COLUMN_WIDTHS[name])
         header.setSectionResizeMode(LIBRARY_COLUMNS.index("title"), QHeaderView.ResizeMode.Stretch)
+        # a defined order from the start, with its arrow: id ascending (enabling sorting applies it)
+        header.setSortIndicator(LIBRARY_COLUMNS.index(DEFAULT_SORT[0]), DEFAULT_SORT[1])
+        self.setSortingEnabled(True)
+
+    def focusInEvent(self, event: QFocusEvent) -> None:
+        """Tab (or Shift+Tab) into the table selects a row: the current one, else the first."""
+        super().focusInEvent(event)
+        if event.reason() not in (Qt.FocusReason.TabFocusReason, Qt.FocusReason.BacktabFocusReason):
+            return
+        model = self.model()
+        if model is None or not model.rowCount() or self.selectionModel().hasSelection():
+            return
+        current = self.currentIndex()
+        row = current.row() if current.isValid() else 0
+        flags = QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+        self.selectionModel().setCurrentIndex(model.index(row, 0), flags)
+        self.scrollTo(model.index(row, 0))
+
+    def sort_state(self) -> tuple[str, bool]:
+        """(column name, descending) of the order shown."""
+        header = self.horizontalHeader()
+        section = header.sortIndicatorSection()
+        name = LIBRARY_COLUMNS[section] if 0 <= section < len(LIBRARY_COLUMNS) else DEFAULT_SORT[0]
+        return name, header.sortIndicatorOrder() == Qt.SortOrder.DescendingOrder
+
+    def set_sort_state(self, column: str, descending: bool) -> None:
+        """Sort by the column named ``column`` (unknown names: the default order)."""
+        if column not in LIBRARY_COLUMNS:
+            column, descending = DEFAULT_SORT[0], DEFAULT_SORT[1] == Qt.SortOrder.DescendingOrder
+        self.sortByColumn(LIBRARY_COLUMNS.index(column),
+                          Qt.SortOrder.DescendingOrder if descending else Qt.SortOrder.AscendingOrder)
 
 
 class LibraryView(QWidget):

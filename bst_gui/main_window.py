@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QElapsedTimer, QItemSelectionModel, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDialog,
@@ -33,13 +33,14 @@ from PySide6.QtWidgets import (
 )
 
 from bst_core import paths, pipeline, taxonomy
+from bst_core.abstain import abstain_frame
 from bst_core.audio import probe_durations
 from bst_core.config import TrainConfig
 from bst_core.corpus import Corpus, empty_table
 from bst_core.demo import prepare_demo
 from bst_core.errors import BadInputError
 from bst_core.jobs import Job, Progress
-from bst_core.library_query import Filters, library_frame
+from bst_core.library_query import LIBRARY_COLUMNS, Filters, filters_from_dict, filters_to_dict, library_frame
 from bst_core.predictions import Predictions
 from bst_core.runs import CrossValResult, RunFolder
 from bst_core.session import Session
@@ -48,18 +49,22 @@ from bst_gui.analysis import install_analysis
 from bst_gui.audition import AuditionController
 from bst_gui.clip_panel import ClipPanel
 from bst_gui.export_dialog import ExportDialog
-from bst_gui.jobs import JobRunner, JobStatusWidget, warm_up_imports
+from bst_gui.jobs import JobRunner, JobStatusWidget, gui_wording, warm_up_imports
 from bst_gui.library_model import LibraryModel
 from bst_gui.library_view import LibraryView
 from bst_gui.playback import AudioOutput, Audition
 from bst_gui.relabel import KeyLegend, RelabelController
 from bst_gui.results_view import ResultsView
 from bst_gui.run_dialogs import ExtractDialog, ExtractOptions, TrainDialog
-from bst_gui.settings import Settings
+from bst_gui.settings import Settings, SourceMemory
 from bst_gui.training_curves import TrainingCurves
 from bst_gui.welcome import OPEN_ACTIONS, WelcomePage
 
 WARM_UP_DELAY_MS = 300
+DEFAULT_ABSTAIN_THRESHOLD = 0.5
+CLOSE_WAIT_MS = 1000
+"""On quitting during a job: how long the cancelled job may take to reach its next safe point
+before it is abandoned (a torch step is not waited for; every core writer is atomic)."""
 APP_TITLE = "BST Studio"
 
 Opened = tuple[Corpus, Workspace | None, list[str]]
@@ -78,9 +83,9 @@ def open_workspace(source: Path | None) -> tuple[Workspace | None, list[str]]:
         return None, [f"Label edits cannot be saved: {exc}"]
 
 
-def open_job(path: Path, job: Job) -> Opened:
+def open_job(path: Path, job: Job, truth_from_subfolders: bool = False) -> Opened:
     """Job body: the source with its embeddings (``pipeline.open_source``) and its workspace."""
-    corpus = pipeline.open_source(path, job=job)
+    corpus = pipeline.open_source(path, truth_from_subfolders=truth_from_subfolders, job=job)
     return (corpus, *open_workspace(corpus.root or path))
 
 
@@ -105,6 +110,9 @@ class MainWindow(QMainWindow):
         self.session = Session()
         self._opening: Path | None = None            # a double click must not open the source twice
         self._save_failure_told = False              # the "edits are not saved" dialog, once per streak
+        self._truth_from_subfolders = False          # how the open source was read
+        self._restore_plan: SourceMemory | None = None   # what a reopened source still has to bring back
+        self._restore_done: set[str] = set()
 
         # library (centre) and welcome page
         self.library = LibraryModel(self)
@@ -119,6 +127,10 @@ class MainWindow(QMainWindow):
         self.clip_panel = ClipPanel()
         self.clip_dock = self._dock("Clip", "clipDock", self.clip_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         self.results_view = ResultsView()
+        self._results_placeholder = QLabel("The results are shown full size: View › Results page (Ctrl+R) "
+                                           "to bring them back here.")
+        self._results_placeholder.setObjectName("muted")
+        self._results_placeholder.setWordWrap(True)
         self.results_dock = self._dock("Results", "resultsDock", self.results_view,
                                        Qt.DockWidgetArea.BottomDockWidgetArea)
         self.training_curves = TrainingCurves()
@@ -164,11 +176,15 @@ class MainWindow(QMainWindow):
         self._create_menus()
         self._connect()
         self.analysis = install_analysis(self)      # Similar, Map, Runs, Relabel next (issue 9)
+        self._default_state = self.saveState()      # View › Reset layout
         self._restore_layout()
         self._dock_visibility: dict[QDockWidget, bool] = {}
+        self._page = "library"
+        self._page_before_results = "welcome"
         self._show_page(library=False, force=True)
         self.session.subscribe(self._session_changed)
         self._update_actions()
+        self._show_decisions()
         self._show_source_info()
         self.welcome.set_recent(self.settings.recent_sources())
         QTimer.singleShot(WARM_UP_DELAY_MS, warm_up_imports)
@@ -281,6 +297,19 @@ class MainWindow(QMainWindow):
         self.loop_action = self._action("Loop", None, "L", "Repeat the clip", checkable=True,
                                         checked=self.settings.flag("loop", False))
         self.audition.set_loop(self.loop_action.isChecked())
+        self.abstain_action = self._action(
+            "Hierarchical abstain", None, None, "A Decision column: the top level alone (\"fx, leaf unsure\") where "
+            "the class is unsure but its top level is clear", checkable=True,
+            checked=self.settings.flag("abstain", False))
+        self.abstain_action.toggled.connect(self._abstain_toggled)
+        self.abstain_threshold_action = self._action("Abstain threshold…", self._ask_abstain_threshold, None,
+                                                     "The probability a class (or its top level) needs")
+        self.results_page_action = self._action("Results page", None, "Ctrl+R",
+                                                "The results full size in the window (again: back)",
+                                                checkable=True)
+        self.results_page_action.toggled.connect(self.show_results_page)
+        self.reset_layout_action = self._action("Reset layout", self.reset_layout, None,
+                                                "Put the docks back where they were on first start")
         self.shortcuts_action = self._action("Keyboard shortcuts", self.show_shortcuts, "F1")
         self.about_action = self._action("About BST Studio", self.show_about)
 
@@ -294,6 +323,8 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.open_actions["demo"])
         file_menu.addSeparator()
         file_menu.addAction(self.load_run_action)
+        self.runs_menu = file_menu.addMenu("Runs of this source")
+        self.runs_menu.aboutToShow.connect(self._fill_runs_menu)
         file_menu.addSeparator()
         file_menu.addAction(self.export_action)
         file_menu.addAction(self.export_labels_action)
@@ -331,8 +362,15 @@ class MainWindow(QMainWindow):
         playback.addAction(self.loop_action)
 
         view = bar.addMenu("&View")
+        view.addAction(self.results_page_action)
+        view.addSeparator()
+        view.addAction(self.abstain_action)
+        view.addAction(self.abstain_threshold_action)
+        view.addSeparator()
         for dock in (self.clip_dock, self.results_dock, self.training_dock, self.keys_dock):
             view.addAction(dock.toggleViewAction())
+        view.addSeparator()
+        view.addAction(self.reset_layout_action)
 
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(self.shortcuts_action)
@@ -388,8 +426,9 @@ class MainWindow(QMainWindow):
         self.loop_action.toggled.connect(self._loop_toggled)
         self.autoplay_action.toggled.connect(lambda on: self.settings.set_flag("autoplay", on))
         self.jobs.started.connect(lambda _t: self._update_actions())
-        self.jobs.finished.connect(lambda _t: self._update_actions())
+        self.jobs.ended.connect(lambda _t: self._update_actions())
         self.jobs.failed.connect(self._job_failed)
+        self.jobs.finished.connect(self._continue_restore)
         self.jobs.cancelled.connect(
             lambda title: self.statusBar().showMessage(f"{title}: cancelled. Earlier results are kept.", 8000))
         self.jobs.progress.connect(self._job_progress)
@@ -408,10 +447,24 @@ class MainWindow(QMainWindow):
 
     def _show_page(self, *, library: bool, force: bool = False) -> None:
         """The library page (docks as the person left them) or the welcome page (no docks)."""
-        on_library = self.stack.currentWidget() is self.library_view
-        if library == on_library and not force:
+        self._set_page("library" if library else "welcome", force=force)
+
+    @property
+    def page(self) -> str:
+        """The central page shown: "welcome", "library" or "results" (the results full size)."""
+        return self._page
+
+    def _set_page(self, page: str, *, force: bool = False) -> None:
+        """Show a central page. The docks show only with the library page (as the person left
+        them); the results page holds the Results dock's view full size until it is left."""
+        if page == self._page and not force:
             return
-        if library:
+        if self._page == "results" and page != "results":
+            self.stack.removeWidget(self.results_view)
+            self.results_dock.setWidget(self.results_view)
+            self.results_view.show()
+            self._results_placeholder.hide()
+        if page == "library":
             self.stack.setCurrentWidget(self.library_view)
             for dock, visible in self._dock_visibility.items():
                 dock.setVisible(visible)
@@ -421,7 +474,42 @@ class MainWindow(QMainWindow):
                 self._dock_visibility = {d: d.isVisibleTo(self) for d in self._content_docks}
             for dock in self._content_docks:
                 dock.hide()
-            self.stack.setCurrentWidget(self.welcome)
+            if page == "results":
+                if self._page != "results":
+                    self._page_before_results = self._page
+                self.results_dock.setWidget(self._results_placeholder)
+                self._results_placeholder.show()
+                self.stack.addWidget(self.results_view)
+                self.stack.setCurrentWidget(self.results_view)
+            else:
+                self.stack.setCurrentWidget(self.welcome)
+        self._page = page
+        self.results_page_action.blockSignals(True)
+        self.results_page_action.setChecked(page == "results")
+        self.results_page_action.blockSignals(False)
+
+    def show_results_page(self, on: bool = True) -> None:
+        """The results full size in the window (metric table, per-class bars, confusion matrix), or
+        back to the page shown before; a confusion cell clicked there shows its clips in the library."""
+        if on:
+            self._set_page("results")
+        elif self._page == "results":
+            self._set_page("library" if self.corpus is not None else "welcome")
+
+    def reset_layout(self) -> None:
+        """View › Reset layout: the docks where they are on first start (clip right, results, training
+        and label keys tabbed below), the results back in their dock."""
+        if self._page == "results":
+            self.show_results_page(False)
+        self.restoreState(self._default_state)
+        self.resizeDocks([self.clip_dock], [380], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.results_dock], [300], Qt.Orientation.Vertical)
+        self.results_dock.raise_()
+        if self._page != "library":           # the welcome page shows no docks: keep them for later
+            self._dock_visibility = {d: d.isVisibleTo(self) for d in self._content_docks}
+            for dock in self._content_docks:
+                dock.hide()
+        self.statusBar().showMessage("Layout reset.", 4000)
 
     def _restore_layout(self) -> None:
         geometry = self.settings.window_geometry()
@@ -441,6 +529,8 @@ class MainWindow(QMainWindow):
         if kind == "csv":
             path, _ = QFileDialog.getOpenFileName(self, "Open a Freesound metadata CSV", start,
                                                   "CSV files (*.csv);;All files (*)")
+        elif kind == "folder":
+            path = self._ask_sounds_folder(start)
         else:
             titles = {"bsd": "Open a BSD dataset folder", "evaluation": "Open an evaluation folder",
                       "folder": "Open a folder of sounds"}
@@ -449,18 +539,47 @@ class MainWindow(QMainWindow):
             self.settings.set_last_folder("open", str(Path(path).parent))
         return path or None
 
+    def _ask_sounds_folder(self, start: str) -> str:
+        """The folder dialog for a folder of sounds, with the "truth from subfolders" toggle (remembered)."""
+        from PySide6.QtWidgets import QCheckBox, QGridLayout
+
+        dialog = QFileDialog(self, "Open a folder of sounds", start)
+        dialog.setFileMode(QFileDialog.FileMode.Directory)
+        dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
+        dialog.setOption(QFileDialog.Option.DontUseNativeDialog, True)   # a native one takes no extra toggle
+        toggle = QCheckBox("Class-named subfolders are the truth (fx-o/, 401/, Vehicles/ …)")
+        toggle.setToolTip("A librarian's sorted folders: each sound's class is the BST class its folder is named "
+                          "after, so cross-validation, the confusion matrix and Truth ≠ prediction work")
+        toggle.setChecked(self.settings.flag("truth_from_subfolders", False))
+        layout = dialog.layout()
+        if isinstance(layout, QGridLayout):
+            layout.addWidget(toggle, layout.rowCount(), 0, 1, layout.columnCount())
+        if dialog.exec() != QDialog.DialogCode.Accepted or not dialog.selectedFiles():
+            return ""
+        self.settings.set_flag("truth_from_subfolders", toggle.isChecked())
+        return dialog.selectedFiles()[0]
+
+    def runs_folder(self) -> Path:
+        """Where the Load-run dialog starts: the folder of this source's latest run, else the runs
+        folder new runs go to (``pipeline.default_run_dir``)."""
+        root = self.source_path
+        runs = self.settings.source_memory(root).runs if root is not None else []
+        for run in runs:
+            if Path(run).parent.is_dir():
+                return Path(run).parent
+        return pipeline.default_run_dir(root).parent
+
     def ask_run_folder(self) -> str | None:
-        path = QFileDialog.getExistingDirectory(self, "Load a run folder", self.settings.last_folder("runs"))
-        if path:
-            self.settings.set_last_folder("runs", str(Path(path).parent))
+        path = QFileDialog.getExistingDirectory(self, "Load a run folder", str(self.runs_folder()))
         return path or None
 
     def ask_train_config(self) -> tuple[TrainConfig, Path] | None:
         text_ok = self.corpus is not None and self.corpus.text is not None
         dialog = TrainDialog(pipeline.default_run_dir(self.source_path), self, devices=self._devices(),
-                             text_available=text_ok)
+                             text_available=text_ok, remembered=self.settings.dialog_values("train"))
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return None
+        self.settings.set_dialog_values("train", dialog.values())
         return dialog.config(), dialog.chosen_run_dir()
 
     def ask_extract_options(self) -> ExtractOptions | None:
@@ -667,15 +786,32 @@ class MainWindow(QMainWindow):
             return
         path = self.ask_open_path(kind)
         if path:
-            self.open_source(path)
+            truth = kind == "folder" and self.settings.flag("truth_from_subfolders", False)
+            self.open_source(path, truth_from_subfolders=truth)
 
-    def open_source(self, path: str | Path) -> None:
-        """Open a dataset/evaluation folder, folder of sounds or CSV with its embeddings (a job)."""
+    def open_source(self, path: str | Path, *, truth_from_subfolders: bool | None = None,
+                    restore: bool = True) -> None:
+        """Open a dataset/evaluation folder, folder of sounds or CSV with its embeddings (a job).
+
+        ``truth_from_subfolders``: a folder of sounds labelled by its class-named subfolders (None:
+        as this source was read last time). With ``restore`` the source comes back as it was left:
+        its run, its predictions, the table's sort, search, filters and selection."""
         path = Path(path).expanduser().absolute()
         if self.jobs.busy and self.jobs.kind == "open" and self._opening == path:
             return          # the same request twice (a double click): it is already opening
+        memory = self.settings.source_memory(path)
+        truth = memory.truth_from_subfolders if truth_from_subfolders is None else bool(truth_from_subfolders)
         self._opening = path
-        self._start(f"Open {path.name}", lambda job: open_job(path, job), kind="open", on_success=self._opened)
+        self._start(f"Open {path.name}", lambda job: open_job(path, job, truth), kind="open",
+                    on_success=lambda opened: self._opened(opened, truth=truth, restore=restore))
+
+    def restore_session(self) -> bool:
+        """Reopen the source that was open when the app was last closed, as it was (False: none)."""
+        last = self.settings.last_source()
+        if not last:
+            return False
+        self.open_source(last)
+        return True
 
     def _fill_recent_menu(self) -> None:
         self.recent_menu.clear()
@@ -692,9 +828,19 @@ class MainWindow(QMainWindow):
     def open_demo(self) -> None:
         self._start("Prepare the demo corpus", demo_job, kind="open", on_success=self._opened)
 
-    def _opened(self, opened: Opened) -> None:
+    def _opened(self, opened: Opened, *, truth: bool = False, restore: bool = True) -> None:
         corpus, workspace, notes = opened
+        self.remember_source()                  # what the source left now showed
+        self._restore_plan, self._restore_done = None, set()
         self.session.open(corpus, workspace, notes)
+        self._truth_from_subfolders = truth
+        memory = self.settings.source_memory(corpus.root) if corpus.root is not None else SourceMemory()
+        if memory.truth_from_subfolders != truth and corpus.root is not None:
+            memory.truth_from_subfolders = truth
+            self.settings.set_source_memory(memory)
+        self._apply_table_state(memory if restore else SourceMemory())
+        if restore and (memory.run or memory.current):
+            self._restore_plan = memory         # the run, its predictions, the selection: _continue_restore
         name = corpus.root.name if corpus.root else corpus.name
         if corpus.root is not None:
             self.settings.add_recent_source(corpus.root)
@@ -711,6 +857,8 @@ class MainWindow(QMainWindow):
             self.show_error("A job is running", "Cancel the running job before closing the source.")
             return
         self.audition.stop()
+        self.remember_source()
+        self._restore_plan = None
         self.session.reset()
 
     def show_source_report(self) -> None:
@@ -720,6 +868,126 @@ class MainWindow(QMainWindow):
         notes = list(corpus.notes) + list(self.session.notes)
         text = "\n".join(f"• {n}" for n in notes) or "Nothing to report: every sound was read."
         self.show_info("Source report", f"{self.source_path or corpus.name}\n\n{text}")
+
+    # --- a session that comes back ----------------------------------------------------------------------
+
+    def remember_source(self) -> None:
+        """Write what the open source shows (run, predictions, sort, search, filters, selection) into
+        its memory in the settings; nothing while it is still being restored."""
+        corpus = self.corpus
+        if corpus is None or corpus.root is None or self._restore_plan is not None:
+            return
+        memory = self.settings.source_memory(corpus.root)
+        memory.truth_from_subfolders = self._truth_from_subfolders
+        run = self.session.run
+        if run is not None:
+            memory.remember_run(run.run_dir)
+        else:
+            memory.run = ""
+        p = self.session.predictions
+        memory.predictions = p.origin if p is not None else ""
+        memory.sort = self.library_view.table.sort_state()
+        memory.search = self.library_view.search.text()
+        memory.filters = filters_to_dict(self.library.filters)
+        memory.current = self.current_id() or ""
+        memory.selected = self.selected_ids()
+        self.settings.set_source_memory(memory)
+
+    def _apply_table_state(self, memory: SourceMemory) -> None:
+        """The table's sort, search and filters of ``memory`` (the defaults for a blank one)."""
+        view = self.library_view
+        view.table.set_sort_state(*(memory.sort or ("id", False)))
+        view.search.setText(memory.search)
+        view.set_filters(filters_from_dict(memory.filters))
+
+    def _continue_restore(self, _title: str = "") -> None:
+        """After each job while a source is being restored: load its run, predict again with it
+        when ensemble predictions were shown (out-of-fold ones come with the run), then select."""
+        plan = self._restore_plan
+        if plan is None or self.jobs.busy:
+            return
+        corpus = self.corpus
+        if corpus is None or corpus.root is None or self.settings.source_memory(corpus.root).path != plan.path:
+            self._restore_plan = None
+            return
+        if plan.run and "run" not in self._restore_done:
+            self._restore_done.add("run")
+            if Path(plan.run).is_dir():
+                self.load_run(plan.run)
+                return
+            self.statusBar().showMessage(f"The run last shown with this source is gone: {plan.run}", 15000)
+        if plan.predictions == "ensemble" and "predict" not in self._restore_done and self.session.run is not None:
+            self._restore_done.add("predict")
+            p = self.session.predictions
+            if (p is None or p.origin != "ensemble") and not self.prediction_blocker() and self.start_prediction():
+                return
+        self._restore_plan = None
+        self._select_remembered(plan)
+        self._show_source_info()
+
+    def _select_remembered(self, memory: SourceMemory) -> None:
+        rows = [r for r in (self.library.row_of(i) for i in [memory.current, *memory.selected] if i) if r is not None]
+        if not rows:
+            return
+        self.library_view.select_row(rows[0])
+        selection = self.library_view.table.selectionModel()
+        flags = QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
+        for row in rows[1:]:
+            selection.select(self.library.index(row, 0), flags)
+
+    def _fill_runs_menu(self) -> None:
+        self.runs_menu.clear()
+        root = self.source_path
+        runs = [r for r in self.settings.source_memory(root).runs if Path(r).is_dir()] if root is not None else []
+        for run in runs:
+            action = self.runs_menu.addAction(f"{Path(run).name}   ({run})")
+            action.triggered.connect(lambda _checked=False, r=run: self.load_run(r))
+        if not runs:
+            self.runs_menu.addAction("No run shown with this source yet" if root is not None
+                                     else "Open a source first").setEnabled(False)
+
+    # --- hierarchical abstain ---------------------------------------------------------------------------
+
+    @property
+    def abstain_threshold(self) -> float | None:
+        """The abstain threshold T in use (None: off)."""
+        if not self.abstain_action.isChecked():
+            return None
+        return self.settings.number("abstain_threshold", DEFAULT_ABSTAIN_THRESHOLD)
+
+    def set_abstain_threshold(self, threshold: float | None) -> None:
+        """Turn the hierarchical abstain on with ``threshold`` (in (0, 1]) or off (None); remembered."""
+        if threshold is not None:
+            from bst_core.abstain import check_threshold
+
+            self.settings.set_number("abstain_threshold", check_threshold(threshold))
+        self.abstain_action.setChecked(threshold is not None)
+        self._show_decisions()
+
+    def _abstain_toggled(self, on: bool) -> None:
+        self.settings.set_flag("abstain", on)
+        self._show_decisions()
+
+    def _ask_abstain_threshold(self) -> None:
+        from PySide6.QtWidgets import QInputDialog
+
+        value, ok = QInputDialog.getDouble(
+            self, "Abstain threshold", "The probability the class needs (else its top level's summed probability "
+            "does, and the decision is the top level alone):",
+            self.settings.number("abstain_threshold", DEFAULT_ABSTAIN_THRESHOLD), 0.05, 1.0, 2)
+        if ok:
+            self.set_abstain_threshold(value)
+
+    def _show_decisions(self) -> None:
+        """The Decision column from ``bst_core.abstain`` for the predictions shown (hidden when off)."""
+        threshold, p = self.abstain_threshold, self.session.predictions
+        if threshold is None or p is None:
+            self.library.set_decisions([], [])
+        else:
+            self.library.set_decisions(p.ids, abstain_frame(p, threshold)["decision"].tolist())
+        self.library_view.table.setColumnHidden(LIBRARY_COLUMNS.index("decision"), threshold is None or p is None)
+        self.abstain_action.setText("Hierarchical abstain" if threshold is None
+                                    else f"Hierarchical abstain (T = {threshold:.2f})")
 
     # --- the session, observed ------------------------------------------------------------------------
 
@@ -734,6 +1002,8 @@ class MainWindow(QMainWindow):
         elif event == "workspace":
             self.refresh_labels()
             self.relabel.update_actions()
+        if event in ("run", "predictions"):
+            self.remember_source()
         self._show_source_info()
         self._update_actions()
 
@@ -785,7 +1055,7 @@ class MainWindow(QMainWindow):
             self.results_view.clear()
             return
         self.results_view.set_result(run, for_source=self.session.run_is_for_source)
-        if self.stack.currentWidget() is self.library_view:    # the welcome page shows no docks
+        if self._page == "library":    # the welcome and results pages show no docks
             self.results_dock.show()
             self.results_dock.raise_()
         try:
@@ -801,6 +1071,7 @@ class MainWindow(QMainWindow):
             self.library.clear_predictions()
         else:
             self.library.set_predictions(p.ids, p.labels, p.scores, p.probs, p.attention, p.audio_status)
+        self._show_decisions()
         caption = self.session.prediction_caption()
         self.library_view.set_caption(caption[:1].upper() + caption[1:] if p is not None else "")
         self._refresh_clip()
@@ -915,10 +1186,24 @@ class MainWindow(QMainWindow):
                 f"Run {result.run_dir.name} was trained on {result.dataset_label}: its results are shown as that "
                 "run's; predict with it (Ctrl+P) to classify this source.", 15000)
 
+    def prediction_blocker(self) -> str:
+        """Why Predict cannot run now, in words ("" when it can)."""
+        if self.corpus is None:
+            return ("Nothing to predict: open a source first (File › Open…), then train or load a run "
+                    "(Analysis › Cross-validate… or File › Load run folder…).")
+        if self.session.run is None:
+            return ("No run to predict with: cross-validate this source (Analysis › Cross-validate…) or "
+                    "load a run (File › Load run folder…).")
+        if not self.session.has_embeddings:
+            return "This source has no embeddings yet: Analysis › Extract embeddings… first."
+        return ""
+
     def start_prediction(self) -> bool:
         corpus, run = self.corpus, self.session.run
-        if corpus is None or run is None:
-            self.show_error("Predict", "Open a source and train or load a run first.")
+        why = self.prediction_blocker()
+        if why or corpus is None or run is None:
+            self.statusBar().showMessage(why, 12000)
+            self.show_error("Nothing to predict yet", why)
             return False
         run_dir = Path(run.run_dir)
         return self._start(f"Predict with {run_dir.name}", lambda job: pipeline.predict(run_dir, corpus, job=job),
@@ -959,8 +1244,11 @@ class MainWindow(QMainWindow):
         predictions, corpus = self._exportable(), self.corpus
         if predictions is None or corpus is None or predictions.run_dir is None:
             raise BadInputError("Nothing to export yet: open the evaluation folder and predict it with a run.")
-        package = pipeline.export(predictions.run_dir, corpus, label, out_dir, authors=authors,
-                                  predictions=predictions)
+        try:
+            package = pipeline.export(predictions.run_dir, corpus, label, out_dir, authors=authors,
+                                      predictions=predictions)
+        except pipeline.PartialRunError as exc:    # the same refusal, in the app's words (no CLI flags)
+            raise BadInputError(gui_wording(exc)) from exc
         self.statusBar().showMessage(f"Package written: {package}", 12000)
         return package
 
@@ -1015,10 +1303,13 @@ class MainWindow(QMainWindow):
         self.load_run_action.setEnabled(not busy)
         self.extract_action.setEnabled(has_source and not busy)
         self.train_action.setEnabled(bool(has_embeddings and corpus is not None and corpus.labelled) and not busy)
-        self.predict_action.setEnabled(has_embeddings and self.session.run is not None and not busy)
+        self.predict_action.setEnabled(not busy)         # with nothing to predict it says why
+        why = self.prediction_blocker()
+        self.predict_action.setStatusTip(why or "Classify the open source with the run's fold ensemble")
         self.export_action.setEnabled(self._exportable() is not None and not busy)
         self.export_labels_action.setEnabled(has_source and self.workspace is not None)
         self.report_action.setEnabled(has_source)
+        self.results_page_action.setEnabled(self.session.run is not None)
         self.close_source_action.setEnabled(has_source and not busy)
         self.cancel_action.setEnabled(busy)
 
@@ -1056,22 +1347,39 @@ class MainWindow(QMainWindow):
 
     # --- closing ------------------------------------------------------------------------------------------
 
+    def _stop_jobs(self) -> None:
+        """Cancel every job of the window (its own, the durations, the analysis views'); give them
+        :data:`CLOSE_WAIT_MS` together to reach a safe point, then abandon the rest (their threads
+        end on their own; every core writer is atomic)."""
+        runners = [self.jobs, self.background,
+                   *(r for r in self.findChildren(JobRunner) if r not in (self.jobs, self.background))]
+        for runner in runners:
+            runner.cancel()
+        clock = QElapsedTimer()
+        clock.start()
+        for runner in runners:
+            if runner.busy and not runner.wait(max(0, CLOSE_WAIT_MS - int(clock.elapsed()))):
+                runner.abandon()
+        for runner in runners:
+            runner.shutdown(max(0, CLOSE_WAIT_MS - int(clock.elapsed())))
+
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.jobs.busy:
             if not self.confirm_close_during_job():
                 event.ignore()
                 return
             self.statusBar().showMessage("Cancelling the running job…")
-            self.jobs.cancel()
-            self.jobs.wait(120_000)
         self._pending_probe = None
-        self.background.cancel()
-        self.background.wait(10_000)
-        self.jobs.shutdown()
-        self.background.shutdown()
+        restoring, self._restore_plan = self._restore_plan is not None, None   # start nothing more
+        self._stop_jobs()
+        if self._page == "results":
+            self.show_results_page(False)
         for dock, visible in self._dock_visibility.items():   # save the library page's layout
             dock.setVisible(visible)
         self.settings.save_window(self.saveGeometry(), self.saveState())
+        if not restoring:                   # half restored: what it showed before stays remembered
+            self.remember_source()
+        self.settings.set_last_source(self.source_path)
         self.settings.sync()
         self.audition_controller.close()
         if self.workspace is not None:

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -60,12 +63,46 @@ def _choices(combo: QComboBox, values: tuple[str, ...], words: dict[str, str], d
     return combo
 
 
+class ElidedPathLabel(QLabel):
+    """A path shown whole when it fits, else elided in the middle; the whole path is the tooltip."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("muted")
+        self.setMinimumWidth(120)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._full = ""
+        self.set_path(text)
+
+    def set_path(self, text: str) -> None:
+        self._full = text
+        self.setToolTip(text)
+        self._elide()
+
+    @property
+    def path(self) -> str:
+        return self._full
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        self.setText(self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideMiddle, max(40, self.width())))
+
+
+TRAIN_FIELDS: tuple[str, ...] = ("mode", "folds", "epochs", "patience", "seed", "missing_audio", "absent", "device")
+"""What the Cross-validate dialog remembers between uses (``TrainDialog.values``)."""
+
+
 class TrainDialog(QDialog):
     """Cross-validation options and the run folder. Defaults are ``TrainConfig()``, choices the
-    tuples of :mod:`bst_core.config` (what the CLI offers too)."""
+    tuples of :mod:`bst_core.config` (what the CLI offers too); ``remembered`` (``values()`` of the
+    last accepted dialog) replaces the defaults it names. The run folder is shown whole below its
+    field (elided in the middle when long, the whole path as tooltip)."""
 
     def __init__(self, run_dir: Path, parent: QWidget | None = None, *, devices: tuple[str, ...] = ("cpu",),
-                 text_available: bool = True) -> None:
+                 text_available: bool = True, remembered: dict[str, Any] | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Cross-validate")
         defaults = self.defaults = TrainConfig()
@@ -82,6 +119,10 @@ class TrainDialog(QDialog):
         self.device.addItems(list(devices))
         self.device.setCurrentIndex(max(0, self.device.findText(defaults.device)))
         self.run_dir = QLineEdit(str(run_dir))
+        self.run_dir.setMinimumWidth(420)
+        self.run_path = ElidedPathLabel(str(run_dir))
+        self.run_dir.textChanged.connect(lambda text: (self.run_path.set_path(text), self.run_dir.setToolTip(text)))
+        self.run_dir.setToolTip(str(run_dir))
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
         form = QFormLayout()
@@ -94,6 +135,7 @@ class TrainDialog(QDialog):
         form.addRow("Absent classes", self.absent)
         form.addRow("Device", self.device)
         form.addRow("Run folder", _path_row(self.run_dir, browse))
+        form.addRow("", self.run_path)
         patience = f"patience {defaults.patience}" if defaults.patience else "no early stopping"
         note = QLabel(f"Defaults are the seed report's protocol ({defaults.folds} folds, up to {defaults.epochs} "
                       f"epochs, {patience}, seed {defaults.seed}), as `bst train` uses them. Finished folds "
@@ -108,6 +150,26 @@ class TrainDialog(QDialog):
         layout.addLayout(form)
         layout.addWidget(note)
         layout.addWidget(buttons)
+        self.set_values(remembered or {})
+
+    def values(self) -> dict[str, Any]:
+        """The options shown (:data:`TRAIN_FIELDS`), JSON-ready: what the app remembers."""
+        config = self.config()
+        return {name: getattr(config, name) for name in TRAIN_FIELDS}
+
+    def set_values(self, values: dict[str, Any]) -> None:
+        """Show remembered options; a value that is no longer offered keeps the default."""
+        for name, combo in (("mode", self.mode), ("missing_audio", self.missing_audio), ("absent", self.absent)):
+            index = combo.findData(values.get(name))
+            if index >= 0:
+                combo.setCurrentIndex(index)
+        if self.device.findText(str(values.get("device"))) >= 0:
+            self.device.setCurrentIndex(self.device.findText(str(values["device"])))
+        for name, spin in (("folds", self.folds), ("epochs", self.epochs), ("seed", self.seed)):
+            if isinstance(values.get(name), int):
+                spin.setValue(values[name])
+        if "patience" in values and (values["patience"] is None or isinstance(values["patience"], int)):
+            self.patience.setValue(values["patience"] or 0)
 
     @staticmethod
     def _spin(low: int, high: int, value: int) -> QSpinBox:

@@ -1,14 +1,67 @@
-"""What the app remembers between sessions (QSettings): recent sources, layout, toggles."""
+"""What the app remembers between sessions (QSettings): recent sources, layout, toggles, and per
+source what was shown (:class:`SourceMemory`: its runs, the run and predictions shown, the table's
+sort, search, filters and selection)."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings
+
+from bst_core import paths
 
 ORGANIZATION = "bst-studio"
 APPLICATION = "BST Studio"
 MAX_RECENT = 10
+MAX_RUNS = 10
+MAX_REMEMBERED_IDS = 2000
+"""An id filter or selection larger than this is not remembered (the settings file stays small)."""
+
+
+@dataclass
+class SourceMemory:
+    """What one source showed when it was last left (JSON in the settings, keyed by its path)."""
+
+    path: str = ""
+    truth_from_subfolders: bool = False
+    runs: list[str] = field(default_factory=list)        # run folders shown with it, most recent first
+    run: str = ""                                        # the run shown ("" none)
+    predictions: str = ""                                # "out-of-fold", "ensemble" or "" (none)
+    sort: tuple[str, bool] | None = None                 # (column, descending)
+    search: str = ""
+    filters: dict[str, Any] = field(default_factory=dict)   # library_query.filters_to_dict
+    current: str = ""
+    selected: list[str] = field(default_factory=list)
+
+    def remember_run(self, run_dir: str | Path) -> None:
+        text = str(run_dir)
+        self.runs = [text, *[r for r in self.runs if r != text]][:MAX_RUNS]
+        self.run = text
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        if len(self.selected) > MAX_REMEMBERED_IDS:
+            data["selected"] = [self.current] if self.current else []
+        return json.dumps(data)
+
+    @classmethod
+    def from_json(cls, text: str, path: str) -> SourceMemory:
+        """The memory stored as ``text``; a blank one for ``path`` when it is missing or unreadable
+        (an old or hand-edited settings file must not stop the app from starting)."""
+        try:
+            data = json.loads(text) if text else {}
+        except ValueError:
+            data = {}
+        known = {f.name for f in fields(cls)}
+        memory = cls(**{k: v for k, v in data.items() if k in known}) if isinstance(data, dict) else cls()
+        if memory.path != path:                 # a hash collision or a moved entry: not this source's
+            return cls(path=path)
+        if memory.sort is not None:
+            memory.sort = (str(memory.sort[0]), bool(memory.sort[1]))
+        return memory
 
 
 class Settings:
@@ -63,6 +116,48 @@ class Settings:
 
     def set_last_folder(self, purpose: str, path: str | Path) -> None:
         self.store.setValue(f"folders/{purpose}", str(path))
+
+    # --- per source: what it showed ----------------------------------------------------------------
+
+    @staticmethod
+    def _source_key(path: str | Path) -> str:
+        return f"sources/{paths.folder_key(path).rsplit('-', 1)[1]}"
+
+    def source_memory(self, path: str | Path) -> SourceMemory:
+        """What ``path`` showed when it was last left (blank when never opened)."""
+        text = str(Path(path).expanduser().absolute())
+        return SourceMemory.from_json(str(self.store.value(self._source_key(text), "") or ""), text)
+
+    def set_source_memory(self, memory: SourceMemory) -> None:
+        self.store.setValue(self._source_key(memory.path), memory.to_json())
+
+    def last_source(self) -> str:
+        """The source open when the app was last closed ("" none, or when it no longer exists)."""
+        text = str(self.store.value("session/last_source", "") or "")
+        return text if text and Path(text).exists() else ""
+
+    def set_last_source(self, path: str | Path | None) -> None:
+        self.store.setValue("session/last_source", str(path) if path else "")
+
+    def number(self, name: str, default: float) -> float:
+        try:
+            return float(self.store.value(f"numbers/{name}", default))
+        except (TypeError, ValueError):
+            return default
+
+    def set_number(self, name: str, value: float) -> None:
+        self.store.setValue(f"numbers/{name}", float(value))
+
+    def dialog_values(self, name: str) -> dict[str, Any]:
+        """The last values a dialog was accepted with ({} when none)."""
+        try:
+            data = json.loads(str(self.store.value(f"dialogs/{name}", "") or "{}"))
+        except ValueError:
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def set_dialog_values(self, name: str, values: dict[str, Any]) -> None:
+        self.store.setValue(f"dialogs/{name}", json.dumps(values))
 
     def sync(self) -> None:
         self.store.sync()

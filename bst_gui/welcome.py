@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -128,14 +129,22 @@ class WelcomePage(QWidget):
         inner.addWidget(help_title)
         inner.addWidget(help_lines)
 
-        outer = QVBoxLayout(self)
-        outer.addStretch(1)
+        page = QWidget()            # in a scroll area: the page never sets the window's minimum height
+        centred = QVBoxLayout(page)
+        centred.addStretch(1)
         row = QHBoxLayout()
         row.addStretch(1)
         row.addWidget(card, 10)
         row.addStretch(1)
-        outer.addLayout(row)
-        outer.addStretch(2)
+        centred.addLayout(row)
+        centred.addStretch(2)
+        scroll = QScrollArea()
+        scroll.setWidget(page)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
 
     def set_recent(self, paths: list[str]) -> None:
         """Show recent sources, most recent first (name in bold, full path below)."""

@@ -5,9 +5,12 @@
 
 Uses the offline demo corpus (synthesized sounds, offline embeddings: no download), a short
 cross-validation and an ensemble prediction, then grabs: the welcome page, the library with a
-selected clip, the results with the confusion matrix (after a cell click), a running job, and the
-demo evaluation folder predicted by that run (trained on other data; one undecodable file).
-Also writes the app icon PNGs (packaging/ and bst_gui/icons/) from the SVG.
+selected clip, the results with the confusion matrix (after a cell click), the results page (the
+results full size), the window on a 1366×768 screen, a running job, the demo evaluation folder
+predicted by that run (trained on other data; one undecodable file), and a librarian's sorted
+folder (``sounds/fx-o/*.wav``, ``sounds/Vehicles/*.wav`` … copied from the demo's sounds) opened
+with truth from its class-named subfolders, cross-validated, showing truth ≠ prediction.
+Also writes the app icon PNGs (packaging/ and bst_gui/icons/) from the SVG (not with --skip-icons).
 """
 
 from __future__ import annotations
@@ -28,6 +31,31 @@ from PySide6.QtWidgets import QApplication
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = QSize(1600, 1000)
+SMALL = QSize(1366, 768)
+LIBRARIAN_FOLDERS: dict[str, str] = {
+    "fx-o": "fx-o", "fx-v": "Vehicles", "fx-a": "fx-a animals", "fx-h": "fx-h", "ss-u": "Urban", "ss-n": "ss-n",
+    "m-sp": "m-sp", "is-k": "204", "sp-s": "Solo speech", "fx-n": "fx-n",
+}
+"""Class → the folder name a librarian gave it (keys, a code, names: every form the reader takes)."""
+
+
+def make_librarian_folder(corpus: object, target: Path, per_class: int = 8) -> Path:
+    """A sorted folder of sounds: up to ``per_class`` demo sounds of each class in a class-named
+    subfolder (and a few in an unsorted one), copied from the demo corpus."""
+    import shutil
+
+    table = corpus.table  # type: ignore[attr-defined]
+    for key, folder in LIBRARIAN_FOLDERS.items():
+        rows = table[(table["label"] == key) & (table["audio_path"] != "")].head(per_class)
+        for k, (_, row) in enumerate(rows.iterrows()):
+            source = Path(row["audio_path"])
+            destination = target / folder / f"{key.split('-')[0]} take {k + 1}{source.suffix}"
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, destination)
+    for k, (_, row) in enumerate(table[table["audio_path"] != ""].tail(3).iterrows()):
+        (target / "to sort").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(row["audio_path"], target / "to sort" / f"new {k + 1}{Path(row['audio_path']).suffix}")
+    return target
 ICON_SIZES = (48, 128, 256)
 
 
@@ -72,6 +100,7 @@ def main() -> int:
     parser.add_argument("--work", type=Path, help="folder for the demo data (default: a temporary one)")
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--skip-icons", action="store_true", help="do not write the icon PNGs")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     work = args.work or Path(tempfile.mkdtemp(prefix="bst-screens-"))
@@ -88,7 +117,8 @@ def main() -> int:
     from bst_gui.settings import Settings
 
     style.apply(app)
-    render_icons()
+    if not args.skip_icons:
+        render_icons()
 
     class _Silent:       # screenshots need no sound device
         def query_devices(self, kind: str | None = None) -> dict:
@@ -107,6 +137,7 @@ def main() -> int:
     window.open_demo()
     wait_job(app, window)
     assert window.corpus is not None, "the demo corpus did not open"
+    demo = window.corpus
     config = TrainConfig(folds=args.folds, epochs=args.epochs, patience=None)
     window.start_cross_validation(config, work / "run")
     wait_job(app, window)
@@ -124,6 +155,13 @@ def main() -> int:
     pump(app, 1.5)
     save(window, args.out / "results.png")
 
+    # the results page: the same results full size in the window (View › Results page)
+    window.resize(SIZE)
+    window.show_results_page(True)
+    pump(app, 1.5)
+    save(window, args.out / "results-page.png")
+    window.show_results_page(False)
+
     # library with a selected clip, after predicting with the run's ensemble (attention weights)
     window.resize(SIZE)
     window.resizeDocks([window.results_dock], [330], Qt.Orientation.Vertical)
@@ -139,6 +177,12 @@ def main() -> int:
     pump(app, 1.5)
     window.library_view.table.setFocus()
     save(window, args.out / "library.png")
+
+    # the same window on a 1366×768 screen
+    window.resize(SMALL)
+    pump(app, 1.0)
+    save(window, args.out / "small-screen.png")
+    window.resize(SIZE)
 
     # a running job: cross-validation with live curves and the progress bar
     window.start_cross_validation(TrainConfig(folds=5, epochs=60, patience=None, seed=7), work / "run-live")
@@ -173,6 +217,23 @@ def main() -> int:
     pump(app, 1.5)
     window.library_view.table.setFocus()
     save(window, args.out / "evaluation.png")
+
+    # a librarian's sorted folder: truth from its class-named subfolders, cross-validated
+    librarian = make_librarian_folder(demo, work / "sounds")
+    window.open_source(librarian, truth_from_subfolders=True)
+    wait_job(app, window)
+    assert window.corpus is not None and window.corpus.labelled, "truth from subfolders gave no labels"
+    window.start_extraction(ExtractOptions("offline", None, False))
+    wait_job(app, window)
+    window.start_cross_validation(TrainConfig(folds=3, epochs=args.epochs, patience=None), work / "run-librarian")
+    wait_job(app, window)
+    window.library_view.disagree.setChecked(True)          # truth ≠ prediction
+    if window.library.rowCount():
+        window.library_view.select_row(0)
+    window.results_dock.raise_()
+    pump(app, 1.5)
+    window.library_view.table.setFocus()
+    save(window, args.out / "librarian.png")
     window.close()
     return 0
 

@@ -620,6 +620,9 @@ def test_closing_the_source_resets_every_view(qtbot: Any, window: MainWindow, bs
     assert window.corpus is None and window.result is None and window.workspace is None
     assert window.stack.currentWidget() is window.welcome and window.library.rowCount() == 0
     assert window.results_view.data is None and not window.library_view.caption_label.isVisibleTo(window)
-    assert not window.export_labels_action.isEnabled() and not window.predict_action.isEnabled()
+    assert not window.export_labels_action.isEnabled()
+    window.predict_action.trigger()                   # with nothing open Predict says why
+    assert window.errors[-1][1].startswith("Nothing to predict: open a source first")
+    assert "open a source first" in window.statusBar().currentMessage()
     with pytest.raises(Exception, match="closed"):
         workspace.edited_labels()
