@@ -107,7 +107,9 @@ def format(info: dict[str, Any]) -> str:
     if clap["stack"]:
         stack = f"installed (laion_clap, torchaudio, torchvision; laion_clap in {clap['location']})"
     else:
-        stack = f"not installed (missing {', '.join(clap['missing'])}; pip install \"bst-studio[clap]\")"
+        how = ("build the bundle with packaging/build.sh --clap, or install the lock's CLAP pins into its extras/ "
+               "folder" if info["python"].get("bundle") else 'pip install "bst-studio[clap]"')
+        stack = f"not installed (missing {', '.join(clap['missing'])}; {how})"
     checkpoint = (f"found at {clap['checkpoint']}" if clap["checkpoint"] else
                   f"not found (looked for ${clap['checkpoint_env']} and {clap['checkpoint_expected']}; "
                   "`bst extract --encoder clap --download-checkpoint` fetches it)")

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from bst_core import audio, console
+from bst_core import audio, console, diagnostics
 from bst_core.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from bst_core.jobs import Progress
 
@@ -269,6 +269,10 @@ def test_version_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert info["python"]["bundle"] is False            # True only inside the PyInstaller bundle
     clap = info["encoders"]["clap"]
     assert (clap["location"] is None) == (not clap["modules"]["laion_clap"])
+    missing = {**info, "encoders": {**info["encoders"], "clap": {**clap, "stack": False, "missing": ["laion_clap"]}}}
+    assert 'pip install "bst-studio[clap]"' in diagnostics.format(missing)
+    bundled = {**missing, "python": {**info["python"], "bundle": True}}
+    assert "desktop bundle: " in diagnostics.format(bundled) and "extras/" in diagnostics.format(bundled)
     assert info["folders"]["cache"] == os.environ["BST_CACHE_DIR"]
 
 
