@@ -101,6 +101,22 @@ def test_the_poll_timer_drives_the_silent_clock(qtbot: Any) -> None:
     audition.close()
 
 
+def _close_and_settle(window) -> None:
+    """Close ``window`` and let every job and import it started end (a thread outliving its window aborts)."""
+    from PySide6.QtCore import QTimer
+
+    from bst_gui.jobs import JobRunner, warm_up_imports
+
+    for timer in window.findChildren(QTimer):
+        timer.stop()
+    window.close()
+    for runner in window.findChildren(JobRunner):
+        if runner.busy:
+            runner.cancel()
+        assert runner.wait(60_000), f"job {runner.title!r} did not end"
+    warm_up_imports().join(120)      # the window's background imports end inside the test, not in teardown
+
+
 @pytest.fixture()
 def window(qtbot: Any, tmp_path: Path):
     from bst_gui.main_window import MainWindow
@@ -115,7 +131,7 @@ def window(qtbot: Any, tmp_path: Path):
     win.resize(1200, 800)
     win.show()
     yield win
-    win.close()
+    _close_and_settle(win)
 
 
 def test_without_sound_play_reads_stop_and_right_replays_from_the_start(qtbot: Any, window, bsd_root: Path) -> None:

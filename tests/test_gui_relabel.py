@@ -195,6 +195,22 @@ def test_undo_and_redo_select_the_clip_they_changed(qtbot, workspace, host) -> N
     assert selected[-1] == ["s3", "s4"]       # a batch: all of its clips
 
 
+def _close_and_settle(window) -> None:
+    """Close ``window`` and let every job and import it started end (a thread outliving its window aborts)."""
+    from PySide6.QtCore import QTimer
+
+    from bst_gui.jobs import JobRunner, warm_up_imports
+
+    for timer in window.findChildren(QTimer):
+        timer.stop()
+    window.close()
+    for runner in window.findChildren(JobRunner):
+        if runner.busy:
+            runner.cancel()
+        assert runner.wait(60_000), f"job {runner.title!r} did not end"
+    warm_up_imports().join(120)      # the window's background imports end inside the test, not in teardown
+
+
 def test_undo_in_the_main_window_moves_the_selection_back(qtbot, tmp_path, bsd_root) -> None:
     from bst_gui.main_window import MainWindow
     from bst_gui.playback import AudioOutput
@@ -218,7 +234,7 @@ def test_undo_in_the_main_window_moves_the_selection_back(qtbot, tmp_path, bsd_r
     window.relabel.undo_action.trigger()
     assert window.current_id() == first                     # undo: back to the undone clip
     assert window.workspace.label_of(first) == ""
-    window.close()
+    _close_and_settle(window)
 
 
 def test_an_edit_the_workspace_cannot_save_is_not_shown_as_saved(qtbot, tmp_path, host) -> None:

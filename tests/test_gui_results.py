@@ -261,6 +261,22 @@ def test_results_view_forwards_several_cells(qtbot) -> None:
     assert blocker.args == [[("fx-o", "fx-v"), ("fx-v", "fx-o")]]
 
 
+def _close_and_settle(window) -> None:
+    """Close ``window`` and let every job and import it started end (a thread outliving its window aborts)."""
+    from PySide6.QtCore import QTimer
+
+    from bst_gui.jobs import JobRunner, warm_up_imports
+
+    for timer in window.findChildren(QTimer):
+        timer.stop()
+    window.close()
+    for runner in window.findChildren(JobRunner):
+        if runner.busy:
+            runner.cancel()
+        assert runner.wait(60_000), f"job {runner.title!r} did not end"
+    warm_up_imports().join(120)      # the window's background imports end inside the test, not in teardown
+
+
 def test_ctrl_clicked_cells_list_the_union_of_their_clips(qtbot, tmp_path, bsd_root) -> None:
     from PySide6.QtCore import QSettings
 
@@ -309,7 +325,7 @@ def test_ctrl_clicked_cells_list_the_union_of_their_clips(qtbot, tmp_path, bsd_r
     assert f"{len(expected)} clips" in window.library_view.pair_button.text()
     assert window.show_confusion_cells([cells[0]]) == int(pairs[cells[0]])    # one cell: the same as a click
     assert window.show_confusion_cells([]) == len(corpus.ids)                 # none: every clip again
-    window.close()
+    _close_and_settle(window)
 
 
 def test_dropped_classes_name_their_folds() -> None:
