@@ -243,7 +243,8 @@ def cmd_predict_zero_shot(args: argparse.Namespace) -> int:
     if args.run is not None:
         raise BadInputError(f"--zero-shot uses no run: give the source only (`bst predict {args.source} "
                             f"--zero-shot --out {args.out}`), or drop --zero-shot to predict with {args.run}.")
-    corpus = pipeline.open_source(args.source, store=args.store, require_embeddings=True)
+    corpus = pipeline.open_source(args.source, store=args.store, require_embeddings=True,
+                                  truth_from_subfolders=getattr(args, "truth_from_subfolders", False))
     encoder = _joint_encoder(args, corpus, "Zero-shot labels (--zero-shot)")
     predictions = zero_shot_predictions(corpus, encoder)
     _print_notes(corpus.notes, args)
