@@ -50,15 +50,16 @@ def dropout_layers(model: nn.Module) -> list[Dropout]:
     return [m for m in model.modules() if isinstance(m, Dropout)]
 
 
-def draw_dropout_masks(model: nn.Module, batch: int, device: torch.device | str = "cpu") -> None:
-    """Plan the next training step's masks from the global generator, in forward order.
+def draw_dropout_masks(layers: nn.Module | list[Dropout], batch: int, device: torch.device | str = "cpu") -> None:
+    """Plan the next training-mode masks of ``layers`` (a module's, or a list in call order) from
+    the global generator.
 
     Same values as the forward pass would draw: ``torch.empty(batch, width).bernoulli_(1 - p)``
     divided by ``1 - p``, one layer after another (a layer with ``p == 0`` draws nothing, as in
     ``nn.Dropout``). Only for modules whose forward calls each dropout once, in registration order
     (every HATR part does).
     """
-    for layer in dropout_layers(model):
+    for layer in dropout_layers(layers) if isinstance(layers, nn.Module) else layers:
         if layer.p > 0:
             keep = 1.0 - layer.p
             layer.planned = torch.empty(batch, layer.features, device=device).bernoulli_(keep).div_(keep)

@@ -90,6 +90,8 @@ class Stepper:
         self.optimizers = [make_optimizer(g, config, device) for g in groups]
         self._pool = ThreadPoolExecutor(2, thread_name_prefix="hatr-branch",
                                         initializer=_set_one_thread) if self.parallel else None
+        in_branches = {id(m) for b in branches for m in dropout_layers(b)}
+        self._head_dropouts = [m for m in dropout_layers(model) if id(m) not in in_branches]
 
     def __enter__(self) -> Stepper:
         return self
@@ -124,10 +126,13 @@ class Stepper:
         assert pool is not None and model.audio_encoder is not None and model.text_encoder is not None
         assert model.fusion is not None
         audio, text, present = inputs
-        draw_dropout_masks(model, len(target), self.device)
-        try:
+        batch = len(target)
+        try:  # masks in the sequential order (audio, text, head), each branch starting once it has its own
+            draw_dropout_masks(model.audio_encoder, batch, self.device)
             audio_job = pool.submit(model.audio_encoder, audio)
+            draw_dropout_masks(model.text_encoder, batch, self.device)
             text_job = pool.submit(model.text_encoder, text)
+            draw_dropout_masks(self._head_dropouts, batch, self.device)
             audio_out, text_out = audio_job.result(), text_job.result()
             audio_in = audio_out.detach().requires_grad_()
             text_in = text_out.detach().requires_grad_()
