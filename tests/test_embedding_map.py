@@ -122,6 +122,7 @@ def test_missing_modality_and_unknown_choices_are_refused(tmp_path: Path) -> Non
         compute_map(corpus, "video", "pca")
 
 
+@pytest.mark.slow   # umap-learn's numba kernels compile on first use (about 30 s)
 def test_umap_map_separates_the_classes_and_is_reproducible(tmp_path: Path) -> None:
     corpus = _corpus(tmp_path, n_per_class=8)
     result = compute_map(corpus, "both", "umap")
