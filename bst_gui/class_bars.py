@@ -137,7 +137,7 @@ class ClassBars(QWidget):
         metrics = QFontMetrics(self.font())
         key_x = 8 + 12 + 6
         name_x = key_x + metrics.horizontalAdvance("fx-el") + 8
-        name_w = min(200, max(90, int(self.width() * 0.26)))
+        name_w = min(240, max(90, int(self.width() * 0.3)))
         bar_x = name_x + name_w + 8
         right = metrics.horizontalAdvance("n 0000") + 10
         return key_x, name_x, bar_x, max(60, self.width() - bar_x - right)

@@ -189,13 +189,13 @@ class ResultsView(QWidget):
                      (self.bars_scroll, "Per class", "hP, hR, hF of each class"),
                      (self.confusion, "Confusion", "Truth × prediction; click a cell to list its clips"))
             for widget, name, tip in pages:
-                index = self.tabs.addTab(widget, name)
+                index = self.tabs.addTab(widget, name)        # the tab widget shows the current page only
                 self.tabs.setTabToolTip(index, tip)
-                widget.show()
             self.tabs.setCurrentIndex(max(0, getattr(self, "_tab_index", 0)))
             self.vertical.hide()
             self.tabs.show()
         self._fit_table_height()
+        self._show_mode_text()
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         """Switch between the full and the compact layout as the space allows."""
@@ -228,11 +228,15 @@ class ResultsView(QWidget):
                   if result.missing_folds else ""]
         report = result.report
         words = ABSENT_WORDS.get(report.absent, report.absent)
-        text = " · ".join([what, *[e for e in extras if e]])
-        text += f"\nλ = {report.lam:g} · absent classes: {words} · values in %"
+        first = " · ".join([what, *[e for e in extras if e]])
+        text = first + f"\nλ = {report.lam:g} · absent classes: {words} · values in %"
+        brief = first + f"\nλ = {report.lam:g} · {report.absent} mode · values in %"
         if dropped := dropped_text(result):
             text += f"\nnever predicted, so dropped: {dropped}"
-        self.mode_label.setText(text)
+            keys = [k for k in CLASS_KEYS if f"{k} in " in dropped]
+            brief += f" · never predicted: {', '.join(keys)} (hover for where)"
+        self._mode_texts = (text, brief)
+        self._show_mode_text()
         self.notice.setText("" if for_source else
                             f"Not the open source: this run was trained on {result.dataset_label}. These are "
                             "its own cross-validation results; its out-of-fold predictions stay out of the "
@@ -247,8 +251,16 @@ class ResultsView(QWidget):
         self.bars.set_report(None)
         self.confusion.set_matrix(None)
         self.title.setText("No results yet")
-        self.mode_label.setText("Run a cross-validation (or open a run folder) to see hP, hR, hF per fold, "
-                                "per class, and the confusion matrix.")
+        empty = ("Run a cross-validation (or open a run folder) to see hP, hR, hF per fold, per class, "
+                 "and the confusion matrix.")
+        self._mode_texts = (empty, empty)
+        self._show_mode_text()
+
+    def _show_mode_text(self) -> None:
+        """The run's details: in full under the title; two lines in the compact layout (all in the tooltip)."""
+        text, brief = getattr(self, "_mode_texts", ("", ""))
+        self.mode_label.setText(brief if self.layout_mode == "compact" else text)
+        self.mode_label.setToolTip(text)
 
     # table --------------------------------------------------------------------------------------
 

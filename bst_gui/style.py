@@ -227,7 +227,7 @@ QProgressBar::chunk {{ background: {t.accent}; border-radius: 2px; }}
 QTabBar::tab {{ background: {t.panel}; color: {t.muted}; padding: 5px 12px; border: 1px solid {t.border};
     border-bottom: none; }}
 QTabBar::tab:selected {{ color: {t.text}; background: {t.window}; border-top: 2px solid {t.accent}; }}
-QTabBar:focus {{ border: 2px solid {t.focus}; }}
+QTabBar::tab:selected:focus {{ border: 2px solid {t.focus}; padding: 4px 11px; }}
 QLabel#heading {{ font-size: 11pt; font-weight: 600; color: {t.text}; }}
 QLabel#muted {{ color: {t.muted}; }}
 QLabel#notice {{ color: {t.warning}; }}

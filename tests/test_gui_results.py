@@ -360,6 +360,10 @@ def test_results_lay_out_full_size_and_in_a_small_dock(qtbot) -> None:
     view.resize(1300, 300)                                            # a short bottom dock
     assert view.layout_mode == "compact" and view.tabs.count() == 3 and view.tabs.isVisible()
     assert [view.tabs.tabText(i) for i in range(3)] == ["Metrics", "Per class", "Confusion"]
+    shown = [w for w in (view.table, view.bars_scroll, view.confusion) if w.isVisible()]
+    assert shown == [view.tabs.currentWidget()]                       # one page at a time, nothing under it
+    assert view.mode_label.text().count("\n") == 1 and "never predicted: fx-m" in view.mode_label.text()
+    assert "fx-m in folds 1, 2, 3, 4, 5 and pooled" in view.mode_label.toolTip()   # the details stay at hand
     view.tabs.setCurrentIndex(2)
     qtbot.wait(10)
     assert canvas.cell_rect(0, 0).width() >= 16                      # scrolls rather than shrinking

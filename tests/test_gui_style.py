@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QRadioButton,
     QSpinBox,
+    QTabBar,
     QTableWidget,
     QToolButton,
     QVBoxLayout,
@@ -103,8 +104,11 @@ def _controls() -> list[QWidget]:
     table = QTableWidget(2, 2)
     listing = QListWidget()
     listing.addItems(["a", "b"])
+    tabs = QTabBar()
+    tabs.addTab("Metrics")
+    tabs.addTab("Per class")
     return [QPushButton("Push"), tool, QLineEdit("text"), combo, QSpinBox(), QCheckBox("Check"),
-            QRadioButton("Radio"), listing, table]
+            QRadioButton("Radio"), listing, table, tabs]
 
 
 @pytest.mark.parametrize("theme", THEMES, ids=lambda t: t.name)
