@@ -382,7 +382,7 @@ def add_analysis_commands(sub: argparse._SubParsersAction) -> None:  # type: ign
     p = sub.add_parser("map", help="2D map of a source's sounds (UMAP or PCA of the embeddings), as CSV",
                        description="Coordinates of every item in a 2D map of its embeddings: UMAP (umap-learn, "
                                    "reproducible, cached per store and content) or PCA (instant). CSV "
-                                   "id,x,y,truth,title on stdout or into --out.")
+                                   "id,x,y,truth,colour,title on stdout or into --out.")
     p.add_argument("source", metavar="SOURCE", help="dataset, evaluation folder, folder of sounds or CSV")
     p.add_argument("--store", metavar="STORE", help="embedding store for sources without shipped embeddings")
     p.add_argument("--out", metavar="CSV", help="write the CSV here instead of stdout")

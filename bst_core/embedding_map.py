@@ -224,11 +224,16 @@ def compute_map(corpus: Corpus, space: str = DEFAULT_SPACE, method: str = DEFAUL
 
 
 def map_frame(corpus: Corpus, result: EmbeddingMap) -> pd.DataFrame:
-    """``id, x, y, truth, title`` (truth: the item's given label, "" when unlabelled)."""
+    """``id, x, y, truth, colour, title``: truth is the item's given label ("" when unlabelled),
+    colour its BST colour (:func:`bst_core.taxonomy.colour`; "" when unlabelled)."""
+    from bst_core.taxonomy import colour
+
     frame = result.frame()
     table = corpus.table.set_index(corpus.table["id"].astype(str))
     rows = table.loc[list(result.ids)]
-    frame["truth"] = rows["label"].astype(str).to_numpy()
+    truth = rows["label"].astype(str).to_numpy()
+    frame["truth"] = truth
+    frame["colour"] = [colour(label) if label else "" for label in truth]
     frame["title"] = rows["title"].astype(str).to_numpy()
     return frame
 

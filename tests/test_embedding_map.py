@@ -15,6 +15,7 @@ from bst_core.errors import BadInputError
 from bst_core.jobs import Job, Progress
 from bst_core.similar import space_matrix
 from bst_core.synthetic import make_corpus
+from bst_core.taxonomy import colour as embedding_map_colour
 
 
 def _corpus(tmp_path: Path, n_per_class: int = 3, seed: int = 0):
@@ -54,8 +55,9 @@ def test_compute_map_pca_rows_follow_the_ids_and_the_space(tmp_path: Path) -> No
     np.testing.assert_array_equal(result.xy, pca_map(space_matrix(corpus, "both")))
     assert seen[-1].stage == "map" and seen[-1].done == seen[-1].total
     frame = embedding_map.map_frame(corpus, result)
-    assert list(frame.columns) == ["id", "x", "y", "truth", "title"]
+    assert list(frame.columns) == ["id", "x", "y", "truth", "colour", "title"]
     assert frame["truth"].tolist() == corpus.labels.tolist()
+    assert frame["colour"].iloc[0] == embedding_map_colour(corpus.labels.iloc[0])
 
 
 def test_cache_is_used_for_the_same_vectors_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
