@@ -6,7 +6,9 @@ prediction, both in taxonomy order with a BST colour chip beside each key and a 
 top level. Clicking a cell emits ``cell_clicked(truth_key, predicted_key)``; Ctrl+click adds or
 removes a cell and Shift+click selects the block from the last clicked cell, both emitting
 ``cells_selected(list of (truth_key, predicted_key))`` (the library then lists the union of their
-clips). Selected cells are outlined; hovering shows the class names and the count.
+clips). Selected cells are outlined; hovering shows the class names and the count. From the
+keyboard (Tab into the matrix): the arrows move a cell cursor, Enter lists its clips, Ctrl+Enter
+adds or removes it, Shift+Enter selects the block from the last cell.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from PySide6.QtCore import QEvent, QPoint, QRect, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QMouseEvent, QPainter, QPaintEvent, QPen, QPixmap
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QKeyEvent, QMouseEvent, QPainter, QPaintEvent, QPen, QPixmap
 from PySide6.QtWidgets import (
     QButtonGroup,
     QHBoxLayout,
@@ -37,6 +39,11 @@ MAX_CELL = 40
 """Largest cell side: a full-screen matrix does not grow past what helps reading."""
 SELECTION_COLOUR = "#ff8c00"
 """Outline of selected cells (and tint of their keys): orange, apart from both blue ramps."""
+
+_MOVES = {Qt.Key.Key_Left: (0, -1), Qt.Key.Key_Right: (0, 1), Qt.Key.Key_Up: (-1, 0), Qt.Key.Key_Down: (1, 0),
+          Qt.Key.Key_Home: (0, -99), Qt.Key.Key_End: (0, 99)}
+"""Keys that move the matrix's keyboard cursor (row step, column step)."""
+_ENTER = (Qt.Key.Key_Return, Qt.Key.Key_Enter)
 
 MODES: tuple[str, ...] = ("counts", "row")
 """``counts``: raw numbers of clips; ``row``: percent of the true class (each row sums to 100)."""
@@ -105,6 +112,8 @@ class ConfusionCanvas(QWidget):
         self._hover: tuple[int, int] | None = None
         self._selected: list[tuple[int, int]] = []   # (row, col), in the order they were picked
         self._anchor: tuple[int, int] | None = None  # the last plain or Ctrl click (Shift+click's corner)
+        self._cursor = (0, 0)                         # the keyboard's cell
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self._origin = QPoint(0, 0)
         self._cell = 24
         self._cache: QPixmap | None = None
@@ -252,6 +261,8 @@ class ConfusionCanvas(QWidget):
             self._paint_selection(painter)
             if self._hover is not None:
                 self._paint_hover(painter, *self._hover)
+            if self.hasFocus():
+                self._paint_cursor(painter)
         painter.end()
 
     def _render(self) -> QPixmap:
@@ -293,6 +304,20 @@ class ConfusionCanvas(QWidget):
         painter.fillRect(QRect(cell.left(), 0, cell.width(), self._origin.y()), tint)
         painter.setPen(QPen(self.palette().text().color(), 1, Qt.PenStyle.DashLine))
         painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawRect(cell.adjusted(1, 1, -2, -2))
+
+    def _paint_cursor(self, painter: QPainter) -> None:
+        """Keyboard focus: a ring around the whole matrix and a double outline on the cursor cell."""
+        focus = QColor(style.current.focus)
+        n = len(self._keys)
+        grid = QRect(self.cell_rect(0, 0).topLeft(), self.cell_rect(n - 1, n - 1).bottomRight())
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.setPen(QPen(focus, 2))
+        painter.drawRect(grid.adjusted(-3, -3, 3, 3))
+        cell = self.cell_rect(*self._cursor)
+        painter.setPen(QPen(self.palette().base().color(), 3))
+        painter.drawRect(cell.adjusted(1, 1, -2, -2))
+        painter.setPen(QPen(focus, 2))
         painter.drawRect(cell.adjusted(1, 1, -2, -2))
 
     def _paint_selection(self, painter: QPainter) -> None:
@@ -495,6 +520,52 @@ class ConfusionCanvas(QWidget):
                 self.update()
                 self.cell_clicked.emit(self._keys[hit[0]], self._keys[hit[1]])
         super().mouseReleaseEvent(event)
+
+    # keyboard -----------------------------------------------------------------------------------
+
+    def event(self, event: QEvent) -> bool:
+        """The arrows and Enter belong to the matrix while it has focus (not to the window's shortcuts)."""
+        if event.type() == QEvent.Type.ShortcutOverride and isinstance(event, QKeyEvent) \
+                and (event.key() in _MOVES or event.key() in _ENTER):
+            event.accept()
+            return True
+        return super().event(event)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if self._counts is None:
+            super().keyPressEvent(event)
+            return
+        n = len(self._keys)
+        if event.key() in _MOVES:
+            dr, dc = _MOVES[event.key()]
+            self._cursor = (min(max(self._cursor[0] + dr, 0), n - 1), min(max(self._cursor[1] + dc, 0), n - 1))
+            self.update()
+            QToolTip.showText(self.mapToGlobal(self.cell_rect(*self._cursor).center()),
+                              self.tooltip_text(*self._cursor), self)
+        elif event.key() in _ENTER:
+            modifiers = event.modifiers()
+            if modifiers & Qt.KeyboardModifier.ShiftModifier and self._anchor is not None:
+                self._select_block(self._anchor, self._cursor)
+            elif modifiers & Qt.KeyboardModifier.ControlModifier:
+                self._toggle(self._cursor)
+            else:
+                self._selected, self._anchor = [self._cursor], self._cursor
+                self.update()
+                self.cell_clicked.emit(self._keys[self._cursor[0]], self._keys[self._cursor[1]])
+        else:
+            super().keyPressEvent(event)
+
+    def cursor_cell(self) -> tuple[str, str]:
+        """The keyboard's cell (truth, prediction)."""
+        return self._keys[self._cursor[0]], self._keys[self._cursor[1]]
+
+    def focusInEvent(self, event) -> None:
+        self.update()
+        super().focusInEvent(event)
+
+    def focusOutEvent(self, event) -> None:
+        self.update()
+        super().focusOutEvent(event)
 
     def _toggle(self, cell: tuple[int, int]) -> None:
         """Ctrl+click: add the cell to the selection, or take it out; emit the selection."""

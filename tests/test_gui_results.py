@@ -407,3 +407,26 @@ def test_training_legend_stays_outside_the_plots_and_the_mean_counts_finished_fo
     assert curves.legend.isVisible() and curves.legend.geometry().bottom() < curves.hf_plot.geometry().top()
     assert curves.legend_entries() == [f"fold {k}" for k in range(1, 6)]
     assert all(f"fold&nbsp;{k}" in curves.legend.text() for k in range(1, 6))
+
+
+def test_the_matrix_works_from_the_keyboard(qtbot) -> None:
+    view = _shown_matrix(qtbot)
+    canvas = view.canvas
+    assert canvas.focusPolicy() & Qt.FocusPolicy.TabFocus
+    canvas.setFocus()
+    qtbot.waitUntil(canvas.hasFocus, timeout=1000)
+    before = canvas.grab().toImage()
+    for key in (Qt.Key.Key_Right, Qt.Key.Key_Right, Qt.Key.Key_Down):
+        qtbot.keyClick(canvas, key)
+    assert canvas.cursor_cell() == (CLASS_KEYS[1], CLASS_KEYS[2])
+    assert canvas.grab().toImage() != before                          # the cursor is drawn
+    with qtbot.waitSignal(view.cell_clicked, timeout=1000) as blocker:
+        qtbot.keyClick(canvas, Qt.Key.Key_Return)
+    assert blocker.args == [CLASS_KEYS[1], CLASS_KEYS[2]]
+    qtbot.keyClick(canvas, Qt.Key.Key_Down)
+    with qtbot.waitSignal(view.cells_selected, timeout=1000) as blocker:
+        qtbot.keyClick(canvas, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    assert blocker.args == [[(CLASS_KEYS[1], CLASS_KEYS[2]), (CLASS_KEYS[2], CLASS_KEYS[2])]]
+    for _ in range(30):
+        qtbot.keyClick(canvas, Qt.Key.Key_Down)                       # the cursor stays inside the matrix
+    assert canvas.cursor_cell()[0] == CLASS_KEYS[-1]
