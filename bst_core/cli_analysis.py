@@ -255,7 +255,7 @@ def cmd_predict_zero_shot(args: argparse.Namespace) -> int:
                     "text_only": predictions.text_only_count, "out": str(out), "encoder": encoder.info.label,
                     "accuracy": "unmeasured", "notes": list(corpus.notes)})
         return EXIT_OK
-    text_only = f"; {predictions.text_only_count} without audio (uniform scores)" \
+    text_only = f"; {predictions.text_only_count} from their text only (audio not decoded)" \
         if predictions.text_only_count else ""
     print(f"zero-shot labels for {len(predictions)} item(s) from {encoder.info.label}{text_only} → {out} "
           "(accuracy unmeasured: check a sample before relying on them)")

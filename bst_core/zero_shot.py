@@ -11,7 +11,10 @@ For an item with audio vector ``a`` (unit) and class vectors ``t_c`` (unit), the
 scale (``exp(logit_scale_a)`` of the CLAP model, what CLAP itself multiplies its audio-text
 cosines by) when the encoder exposes it as ``logit_scale``, else :data:`DEFAULT_LOGIT_SCALE`
 (1/0.07, CLAP's initial value). The argmax is the label; the scale only sharpens the scores.
-Items whose audio could not be decoded (zero audio vector) get the uniform distribution.
+An item whose audio could not be decoded (zero audio vector; ``audio_status`` "text only: ...")
+is scored the same way from its stored CLAP *text* embedding (title, tags, description), which
+lives in the same text space as the class vectors; with neither vector it gets the uniform
+distribution.
 
 Accuracy: **unmeasured here** (this machine has no real CLAP checkpoint; the tests use a
 random-weight model and check mechanics only).
@@ -84,7 +87,11 @@ def zero_shot_predictions(corpus: Corpus, encoder: Encoder, *, job: Job | None =
     class_vectors = class_text_embeddings(encoder)
     jobs.check(job)
     jobs.report(job, STAGE, 1, 2, f"scoring {len(corpus)} item(s)")
-    probs = zero_shot_probabilities(corpus.audio, class_vectors, logit_scale(encoder))  # type: ignore[arg-type]
+    vectors = np.array(corpus.audio, dtype=np.float32)
+    no_audio = ~np.any(vectors != 0, axis=1)
+    if corpus.text is not None and no_audio.any():
+        vectors[no_audio] = np.asarray(corpus.text, dtype=np.float32)[no_audio]   # from the text alone
+    probs = zero_shot_probabilities(vectors, class_vectors, logit_scale(encoder))
     jobs.report(job, STAGE, 2, 2, "done")
     return Predictions(corpus.ids, probs, audio_status=corpus.audio_status(),
                        source=str(corpus.root) if corpus.root else "", run_dir=None, n_models=0)

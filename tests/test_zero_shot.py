@@ -52,18 +52,23 @@ def test_class_vectors_are_the_mean_of_their_prompts(clap: Clap) -> None:
 def test_probabilities_are_the_scaled_softmax_of_the_cosines(clap: Clap) -> None:
     corpus = make_corpus(n_per_class=1, dim=512, seed=2)
     corpus.audio = corpus.audio.copy()
-    corpus.audio[3] = 0.0                                          # no decodable audio
+    corpus.audio[3] = 0.0                                          # no decodable audio: scored from its text
+    corpus.text = corpus.text.copy()
+    corpus.audio[5] = corpus.text[5] = 0.0                         # neither: uniform
     predictions = zero_shot_predictions(corpus, clap.encoder)
     assert predictions.ids == corpus.ids and predictions.probs.shape == (23, 23)
     assert predictions.run_dir is None and predictions.n_models == 0
     scale = float(clap.encoder._module.model.logit_scale_a.detach().exp())
     assert logit_scale(clap.encoder) == pytest.approx(scale)
-    logits = scale * unit(corpus.audio) @ unit(class_text_embeddings(clap.encoder)).T
+    vectors = corpus.audio.astype(np.float64)
+    vectors[3] = corpus.text[3]
+    logits = scale * unit(vectors) @ unit(class_text_embeddings(clap.encoder)).T
     expected = np.exp(logits - logits.max(axis=1, keepdims=True))
     expected /= expected.sum(axis=1, keepdims=True)
     np.testing.assert_allclose(predictions.probs, expected, atol=1e-6)
     assert predictions.labels == [CLASS_KEYS[i] for i in logits.argmax(axis=1)]
-    np.testing.assert_allclose(predictions.probs[3], np.full(23, 1 / 23))
+    np.testing.assert_allclose(predictions.probs[5], np.full(23, 1 / 23))
+    assert predictions.audio_status[3].startswith("text only") and predictions.probs[3].max() > 1 / 23
 
 
 def test_zero_shot_refuses_offline_embeddings(offline_source: tuple[Path, Path], clap: Clap) -> None:
