@@ -197,8 +197,9 @@ def compute_map(corpus: Corpus, space: str = DEFAULT_SPACE, method: str = DEFAUL
                 progress: Job | None = None, use_cache: bool = True) -> EmbeddingMap:
     """The ``method`` map of ``corpus`` in ``space``: from the cache when it holds exactly these
     vectors, else computed and cached. ``progress`` (a :class:`Job`) gets stage ``"map"`` reports
-    and may cancel before the work starts. UMAP of fewer than :data:`UMAP_MIN_ITEMS` items gives
-    the PCA map (``method == "pca"``)."""
+    and may cancel before and after the computation (umap-learn cannot be interrupted: a cancel
+    during a UMAP fit takes effect when it returns, after the map is cached). UMAP of fewer than
+    :data:`UMAP_MIN_ITEMS` items gives the PCA map (``method == "pca"``)."""
     _check(space, method)
     jobs.report(progress, STAGE, 0, 2, f"{method} of {len(corpus)} item(s), {space}")
     ids = [str(i) for i in corpus.ids]
@@ -216,9 +217,9 @@ def compute_map(corpus: Corpus, space: str = DEFAULT_SPACE, method: str = DEFAUL
         result = EmbeddingMap(tuple(ids), umap_map(vectors), "umap", space)
     else:
         result = EmbeddingMap(tuple(ids), pca_map(vectors), "pca", space)
-    jobs.check(progress)
     if path is not None:
         _write_cache(path, key, result)
+    jobs.check(progress)
     jobs.report(progress, STAGE, 2, 2, "done")
     return result
 
