@@ -3,7 +3,8 @@
 Each class is one row: colour chip, key and name, then a thick hF bar in the class colour with its
 value, and two thin bars for hP and hR. Rows are grouped under their top level. A class that is in
 the truth but never predicted (dropped in the reference mode) says so instead of showing a bar.
-Clicking a row emits ``class_clicked(key)``.
+Clicking a row emits ``class_clicked(key)``; from the keyboard (Tab in), Up/Down move a row cursor
+and Enter does the same.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ import math
 
 import pandas as pd
 from PySide6.QtCore import QEvent, QPoint, QRect, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QMouseEvent, QPainter, QPaintEvent, QPen, QPixmap
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QKeyEvent, QMouseEvent, QPainter, QPaintEvent, QPen, QPixmap
 from PySide6.QtWidgets import QToolTip, QWidget
 
 from bst_core.metrics import MetricReport
 from bst_core.taxonomy import BY_KEY, CLASS_KEYS, TOP_LEVEL_NAMES, top_of
 from bst_gui import style
-from bst_gui.confusion_view import is_dark, paint_chip, top_colour
+from bst_gui.confusion_view import ensure_visible, is_dark, paint_chip, top_colour
 
 _ROW_HEIGHT = 26
 _GROUP_HEIGHT = 20
@@ -41,6 +42,8 @@ class ClassBars(QWidget):
         self._hover: str | None = None
         self._rows: dict[str, QRect] = {}
         self._cache: QPixmap | None = None
+        self._cursor = 0                      # the keyboard's row (index into keys())
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
 
     # data ---------------------------------------------------------------------------------------
 
@@ -156,7 +159,50 @@ class ClassBars(QWidget):
             tint.setAlpha(28)
             painter.fillRect(rect, tint)
             painter.fillRect(QRect(0, rect.top(), 3, rect.height()), QColor("#ff8c00"))
+        if self.hasFocus() and self._table is not None and self._keys:
+            key = self._keys[min(self._cursor, len(self._keys) - 1)]
+            painter.setPen(QPen(QColor(style.current.focus), 2))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRect(self._rows[key].adjusted(1, 1, -2, -2))
         painter.end()
+
+    # keyboard -----------------------------------------------------------------------------------
+
+    def event(self, event: QEvent) -> bool:
+        """Up/Down and Enter belong to the bars while they have focus (not to the window's shortcuts)."""
+        if event.type() == QEvent.Type.ShortcutOverride and isinstance(event, QKeyEvent) and event.key() in (
+                Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            event.accept()
+            return True
+        return super().event(event)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if self._table is None or not self._keys:
+            super().keyPressEvent(event)
+            return
+        step = {Qt.Key.Key_Up: -1, Qt.Key.Key_Down: 1, Qt.Key.Key_Home: -99, Qt.Key.Key_End: 99}.get(event.key())
+        if step is not None:
+            self._cursor = min(max(self._cursor + step, 0), len(self._keys) - 1)
+            key = self._keys[self._cursor]
+            ensure_visible(self, self._rows[key])
+            self.update()
+            QToolTip.showText(self.mapToGlobal(self._rows[key].center()), self.tooltip_text(key), self)
+        elif event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self.class_clicked.emit(self._keys[self._cursor])
+        else:
+            super().keyPressEvent(event)
+
+    def cursor_key(self) -> str | None:
+        """The class under the keyboard's cursor."""
+        return self._keys[min(self._cursor, len(self._keys) - 1)] if self._keys else None
+
+    def focusInEvent(self, event) -> None:
+        self.update()
+        super().focusInEvent(event)
+
+    def focusOutEvent(self, event) -> None:
+        self.update()
+        super().focusOutEvent(event)
 
     def _render(self) -> QPixmap:
         ratio = self.devicePixelRatioF()

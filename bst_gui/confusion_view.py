@@ -89,6 +89,15 @@ def ramp_colour(value: float, ramp: Sequence[str] = LIGHT_RAMP) -> QColor:
                            a.blueF() + (b.blueF() - a.blueF()) * t)
 
 
+def ensure_visible(widget: QWidget, rect: QRect) -> None:
+    """Scroll the QScrollArea holding ``widget`` (if any) so that ``rect`` (widget coordinates) shows."""
+    viewport = widget.parentWidget()
+    area = viewport.parentWidget() if viewport is not None else None
+    if isinstance(area, QScrollArea):
+        centre = rect.center()
+        area.ensureVisible(centre.x(), centre.y(), rect.width() // 2 + 4, rect.height() // 2 + 4)
+
+
 def class_title(key: str) -> str:
     """``"fx-o Objects / House appliances"``."""
     return f"{key} {BY_KEY[key].name}" if key in BY_KEY else key
@@ -539,6 +548,7 @@ class ConfusionCanvas(QWidget):
         if event.key() in _MOVES:
             dr, dc = _MOVES[event.key()]
             self._cursor = (min(max(self._cursor[0] + dr, 0), n - 1), min(max(self._cursor[1] + dc, 0), n - 1))
+            ensure_visible(self, self.cell_rect(*self._cursor))
             self.update()
             QToolTip.showText(self.mapToGlobal(self.cell_rect(*self._cursor).center()),
                               self.tooltip_text(*self._cursor), self)
@@ -697,5 +707,5 @@ class ConfusionView(QWidget):
 
 
 __all__ = ["DARK_RAMP", "LIGHT_RAMP", "MAX_CELL", "MIN_CELL", "MODES", "SELECTION_COLOUR", "ConfusionCanvas",
-           "ConfusionView", "class_title", "is_dark",
+           "ConfusionView", "class_title", "ensure_visible", "is_dark",
            "paint_chip", "ramp_colour", "top_colour"]

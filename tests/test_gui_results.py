@@ -372,6 +372,13 @@ def test_results_lay_out_full_size_and_in_a_small_dock(qtbot) -> None:
     qtbot.wait(10)
     assert view.layout_mode == "full"
     assert view.confusion.isVisible() and view.bars_scroll.isVisible() and view.table.isVisible()
+    view.resize(1300, 300)                                            # compact again: the keyboard scrolls
+    view.tabs.setCurrentIndex(1)
+    view.bars.setFocus()
+    for _ in range(22):
+        qtbot.keyClick(view.bars, Qt.Key.Key_Down)
+    assert view.bars_scroll.verticalScrollBar().value() > 0
+    view.resize(1600, 1000)
     assert view.confusion.height() > 600 and canvas.cell_rect(0, 0).width() >= 24   # the charts have the room
     minimum = view.layout().minimumSize()                              # every part scrolls: a small minimum
     assert minimum.width() <= 400 and minimum.height() <= 300
@@ -430,3 +437,21 @@ def test_the_matrix_works_from_the_keyboard(qtbot) -> None:
     for _ in range(30):
         qtbot.keyClick(canvas, Qt.Key.Key_Down)                       # the cursor stays inside the matrix
     assert canvas.cursor_cell()[0] == CLASS_KEYS[-1]
+
+
+def test_the_class_bars_work_from_the_keyboard(qtbot) -> None:
+    bars = ClassBars()
+    qtbot.addWidget(bars)
+    bars.resize(600, 760)
+    bars.show()
+    qtbot.waitExposed(bars)
+    bars.set_report(evaluate(*_predictions()))
+    bars.setFocus()
+    qtbot.waitUntil(bars.hasFocus, timeout=1000)
+    before = bars.grab().toImage()
+    qtbot.keyClick(bars, Qt.Key.Key_Down)
+    qtbot.keyClick(bars, Qt.Key.Key_Down)
+    assert bars.cursor_key() == CLASS_KEYS[2] and bars.grab().toImage() != before
+    with qtbot.waitSignal(bars.class_clicked, timeout=1000) as blocker:
+        qtbot.keyClick(bars, Qt.Key.Key_Return)
+    assert blocker.args == [CLASS_KEYS[2]]
