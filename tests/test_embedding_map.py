@@ -160,3 +160,25 @@ def test_bst_map_refuses_an_unknown_method(bsd_root: Path, tmp_path: Path) -> No
     with pytest.raises(SystemExit) as exited:
         main(["map", str(bsd_root), "--out", str(tmp_path / "m.csv"), "--method", "tsne"])
     assert exited.value.code == 2
+
+
+def test_cancel_before_the_work_and_during_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bst_core.jobs import Cancelled
+
+    corpus = _corpus(tmp_path)
+    job = Job()
+    job.cancel()
+    with pytest.raises(Cancelled):
+        compute_map(corpus, "audio", "pca", progress=job)
+    assert cached_map(corpus, "audio", "pca") is None
+    running = Job()
+    real = embedding_map.pca_map
+
+    def cancelled_meanwhile(vectors: np.ndarray) -> np.ndarray:
+        running.cancel()
+        return real(vectors)
+
+    monkeypatch.setattr(embedding_map, "pca_map", cancelled_meanwhile)
+    with pytest.raises(Cancelled):
+        compute_map(corpus, "audio", "pca", progress=running)
+    assert cached_map(corpus, "audio", "pca") is not None   # the finished work is kept
