@@ -254,10 +254,10 @@ class RayEngine:
             yield from self._dispatch(ray, actors, batches, job)
         finally:
             _kill(ray, actors)
-            if printer is not None:
-                ray_worker.print_to_stdstream = printer
             if owned:
                 ray.shutdown()
+            if printer is not None:   # what Ray still says of the killed workers goes to stderr, not stdout
+                ray_worker.print_to_stdstream = _on_stderr(printer)
             if self._ray_said:
                 self.notes.append(f"Ray reported (work lost with a worker was done again): "
                                   f"{summarize_lines(self._ray_said)}")
@@ -334,6 +334,16 @@ class _Work:
     batch: Batch
     died: Batch | None = None
     alone: bool = False
+
+
+def _on_stderr(printer: Callable[..., None]) -> Callable[..., None]:
+    original = getattr(printer, "original", printer)
+
+    def print_on_stderr(data: dict[str, Any], ignore_prefix: bool) -> None:
+        original({**data, "is_err": True}, ignore_prefix)
+
+    print_on_stderr.original = original  # type: ignore[attr-defined]
+    return print_on_stderr
 
 
 def _part(batch: Batch, positions: list[int]) -> Batch:
