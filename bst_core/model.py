@@ -28,7 +28,8 @@ class Dropout(nn.Dropout):
     """``nn.Dropout`` over ``features``-wide rows whose next mask may be planned ahead.
 
     A planned mask (set by :func:`draw_dropout_masks`) is used once, by the next training-mode
-    call; it holds exactly what ``nn.Dropout`` would have drawn (``bernoulli_(1 - p) / (1 - p)``).
+    call (eval-mode calls leave it); it holds exactly what ``nn.Dropout`` would have drawn
+    (``bernoulli_(1 - p) / (1 - p)``).
     """
 
     def __init__(self, p: float, features: int) -> None:
@@ -37,9 +38,9 @@ class Dropout(nn.Dropout):
         self.planned: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mask, self.planned = self.planned, None
-        if mask is None or not self.training:
+        if self.planned is None or not self.training:  # eval passes leave a planned mask for training
             return super().forward(x)
+        mask, self.planned = self.planned, None
         if mask.shape != x.shape:
             raise RuntimeError(f"planned dropout mask {tuple(mask.shape)} does not fit input {tuple(x.shape)}")
         return x * mask

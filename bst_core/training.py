@@ -46,7 +46,7 @@ from bst_core.model import HATR, count_parameters, predict_probs
 from bst_core.predictions import has_audio
 from bst_core.runs import CrossValResult, RunWriter
 from bst_core.taxonomy import CLASS_INDEX, CLASS_KEYS
-from bst_core.train_step import Inputs, Stepper, branch_parallel_default, make_optimizer, one_thread
+from bst_core.train_step import Inputs, Stepper, branch_parallel_default, freed_memory_kept, make_optimizer, one_thread
 
 CHECK_EVERY_BATCHES = 20
 """``job.check()`` is called every this many training batches (and between epochs)."""
@@ -365,13 +365,13 @@ def _to_tensors(corpus: Corpus, config: TrainConfig, device: torch.device) -> _D
 
 @contextlib.contextmanager
 def _reproducible(seed: int, device: torch.device) -> Iterator[None]:
-    """Seeded private RNG state, deterministic kernels, one intra-op thread; the caller's state
-    is restored."""
+    """Seeded private RNG state, deterministic kernels, one intra-op thread, freed memory kept for
+    reuse (:func:`bst_core.train_step.freed_memory_kept`); the caller's state is restored."""
     devices = [device.index or 0] if device.type == "cuda" else []
     was_on = torch.are_deterministic_algorithms_enabled()
     was_warn = torch.is_deterministic_algorithms_warn_only_enabled()
     with torch.random.fork_rng(devices=devices, device_type="cuda" if device.type == "cpu" else device.type), \
-            one_thread():
+            one_thread(), freed_memory_kept():
         torch.manual_seed(seed)
         torch.use_deterministic_algorithms(True, warn_only=True)
         try:
@@ -474,17 +474,20 @@ def _train_epoch(stepper: Stepper, data: _Data, codes: torch.Tensor, train_rows:
     loss_sum = torch.zeros((), device=train_rows.device)
     attn_sum = torch.zeros(2, device=train_rows.device)
     seen = 0
-    for b, start in enumerate(range(0, len(order), config.batch_size)):
+    starts = [s for s in range(0, len(order), config.batch_size)
+              if len(order) - s >= 2]  # BatchNorm cannot train on a single item: a trailing one is skipped
+    # the next epoch starts with a batch of this size: its dropout masks may be drawn during this epoch's end
+    first_size = min(config.batch_size, len(order))
+    for b, start in enumerate(starts):
         rows = order[start:start + config.batch_size]
-        if len(rows) < 2:  # BatchNorm cannot train on a single item
-            continue
         if b % CHECK_EVERY_BATCHES == 0:
             jobs.check(job)
         audio, text, present = _rows(data, rows)
         if config.augment:
             audio = None if audio is None else _augment(audio, noise)
             text = None if text is None else _augment(text, noise)
-        loss, attention = stepper.step((audio, text, present), codes[rows])
+        next_size = min(config.batch_size, len(order) - starts[b + 1]) if b + 1 < len(starts) else first_size
+        loss, attention = stepper.step((audio, text, present), codes[rows], next_size=next_size)
         loss_sum += loss * len(rows)
         if attention is not None:
             attn_sum += attention.sum(dim=0)
