@@ -338,6 +338,7 @@ class Analysis(QObject):
             app.aboutToQuit.connect(self.jobs.abandon)
         self._hidden_on_welcome: dict[QDockWidget, bool] = {}
         self._encoder: Any = None
+        QTimer.singleShot(0, self._follow_page)      # after the window has restored its layout
 
     def _action(self, text: str, shortcut: str, slot: Any, tip: str) -> QAction:
         action = QAction(text, self.window)
@@ -415,6 +416,9 @@ class Analysis(QObject):
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if watched is self.window and event.type() == QEvent.Type.Close:
             self.jobs.cancel()         # quiet work only: nothing to keep; the window asks about its own job
+            for dock, visible in self._hidden_on_welcome.items():   # the layout is saved as on the library page
+                dock.setVisible(visible)
+            self._hidden_on_welcome = {}
         return False
 
     def close(self) -> None:
@@ -436,7 +440,10 @@ class Analysis(QObject):
         try:
             require_joint_encoder(corpus)
         except BadInputError as exc:
-            self._say_search(f"Search by words needs CLAP: {exc}")
+            made = corpus.encoder.name if corpus.encoder is not None else "no encoder"
+            self._say_search(f"~words needs CLAP: this source's embeddings ({made}) do not put words and sounds in "
+                             "one space. Extract them with the CLAP encoder (Analysis › Extract embeddings).",
+                             details=str(exc))
             return False
         cached = self._encoder
         checkpoint = self.window.settings.last_folder("checkpoint") or None
@@ -466,9 +473,12 @@ class Analysis(QObject):
         search.blockSignals(False)
         self._say_search("", error=False)
 
-    def _say_search(self, text: str, error: bool = True) -> None:
+    def _say_search(self, text: str, error: bool = True, details: str = "") -> None:
+        """One line under the search box (the library view's problem line); ``details`` as its tooltip."""
         label = self.window.library_view.problem_label
+        label.setWordWrap(True)
         label.setText(text)
+        label.setToolTip(details or text)
         label.setVisible(bool(text))
         if text and error:
             self.window.statusBar().showMessage(text, 10000)

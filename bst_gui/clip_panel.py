@@ -473,7 +473,7 @@ class ClipPanel(QWidget):
             return
         for rec in neighbours.itertuples(index=False):
             label, title = str(rec.label), str(rec.title) or str(rec.id)
-            item = QListWidgetItem(_chip_icon(label), f"{label:<6} {float(rec.similarity):.2f}   {title}")
+            item = QListWidgetItem(_chip_icon(label), f"{label:<6} {float(rec.similarity):.3f}   {title}")
             item.setData(Qt.ItemDataRole.UserRole, str(rec.id))
             cls = taxonomy.BY_KEY.get(label)
             item.setToolTip(f"{title}\nid {rec.id} · truth {label}" + (f" ({cls.name})" if cls else "")

@@ -108,7 +108,8 @@ class RelabelQueueView(QWidget):
         self.table.verticalHeader().setDefaultSectionSize(22)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.clicked.connect(lambda index: self.clip_chosen.emit(self.model.id_at(index.row())))
+        self._following = False          # the table's current row is being set to follow the library
+        self.table.selectionModel().currentRowChanged.connect(self._row_changed)
         buttons = QHBoxLayout()
         buttons.addWidget(self.summary, 1)
         buttons.addWidget(self.start_button)
@@ -122,14 +123,23 @@ class RelabelQueueView(QWidget):
     def set_ready(self, ready: bool) -> None:
         self.start_button.setEnabled(ready)
 
+    def _row_changed(self, current: Any, _previous: Any) -> None:
+        """A click or Up/Down in the queue: that clip becomes the library's current one."""
+        if not self._following and current.isValid() and current.row() < self.model.rowCount():
+            self.clip_chosen.emit(self.model.id_at(current.row()))
+
     def show_current(self, item_id: str) -> None:
         row = self.model.row_of(item_id) if item_id else None
         if row is None:
             self.table.clearSelection()
             return
         index = self.model.index(row, 0)
-        self.table.selectionModel().setCurrentIndex(
-            index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
+        self._following = True
+        try:
+            self.table.selectionModel().setCurrentIndex(
+                index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
+        finally:
+            self._following = False
         self.table.scrollTo(index, QAbstractItemView.ScrollHint.EnsureVisible)
 
 
@@ -211,6 +221,8 @@ class RelabelQueue:
         return count
 
     def _chosen(self, item_id: str) -> None:
+        if item_id == self.window.current_id():
+            return
         if not self.active:
             self.start()
         self.window.select_id(item_id)
