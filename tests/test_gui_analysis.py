@@ -300,3 +300,49 @@ def test_search_by_words_says_it_needs_clap_with_offline_embeddings(qtbot: Any, 
     assert "needs CLAP" in window.library_view.problem_label.text()
     assert window.library_view.problem_label.isVisibleTo(window.library_view)
     assert not window.analysis.jobs.busy("words")
+
+
+class WordsEncoder:
+    """Stands in for the CLAP text tower: embeds any words as one chosen clip's audio vector."""
+
+    def __init__(self, info: Any, vector: np.ndarray) -> None:
+        self.info, self.vector = info, vector
+
+    def embed_text(self, texts: list[str]) -> np.ndarray:
+        return np.tile(self.vector, (len(texts), 1)).astype(np.float32)
+
+
+def test_search_by_words_lists_the_nearest_sounds_first_and_keeps_the_words(qtbot: Any, window: MainWindow,
+                                                                             bsd_root: Path) -> None:
+    from bst_core.similar import normalise_rows
+
+    open_with_run(qtbot, window, bsd_root)                     # the synthetic dataset ships CLAP-identity vectors
+    corpus = window.corpus
+    target = 12
+    window.analysis._encoder = WordsEncoder(corpus.encoder, np.asarray(corpus.audio)[target])
+    search = window.library_view.search
+    search.setFocus()
+    search.setText("~dog barking")
+    qtbot.keyClick(search, Qt.Key.Key_Return)
+    wait_analysis(qtbot, window)
+    similarity = normalise_rows(np.asarray(corpus.audio)) @ normalise_rows(np.asarray(corpus.audio)[[target]])[0]
+    expected = [str(corpus.ids[k]) for k in np.argsort(-similarity, kind="stable")[:50]]
+    assert window.current_ids()[0] == str(corpus.ids[target])
+    assert window.current_ids() == expected
+    assert search.text() == "~dog barking"
+    assert "by words" in window.library_view.pair_button.text()
+
+
+def test_the_queue_dock_drives_the_table_with_up_and_down(qtbot: Any, window: MainWindow, bsd_root: Path,
+                                                         trained_run: Path) -> None:
+    open_with_run(qtbot, window, bsd_root, trained_run)
+    analysis = window.analysis
+    analysis.show_queue()
+    qtbot.waitUntil(lambda: analysis.queue.queue is not None, timeout=120_000)
+    ids = analysis.queue.ids
+    table = analysis.queue_view.table
+    table.setFocus()
+    table.selectRow(3)
+    assert window.current_id() == ids[3] and analysis.queue.active
+    qtbot.keyClick(table, Qt.Key.Key_Down)
+    assert window.current_id() == ids[4]
