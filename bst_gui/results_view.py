@@ -183,7 +183,8 @@ class ResultsView(QWidget):
                 widget.show()       # a tab page left hidden would stay hidden in the splitters
             self.tabs.hide()
             self.vertical.show()
-            self._tab_index = current
+            if current >= 0:            # coming back from the tabs: remember the one shown
+                self._tab_index = current
         else:
             pages = ((self.table, "Metrics", "hP, hR, hF and accuracies per fold, mean ± std, pooled"),
                      (self.bars_scroll, "Per class", "hP, hR, hF of each class"),
@@ -191,7 +192,8 @@ class ResultsView(QWidget):
             for widget, name, tip in pages:
                 index = self.tabs.addTab(widget, name)        # the tab widget shows the current page only
                 self.tabs.setTabToolTip(index, tip)
-            self.tabs.setCurrentIndex(max(0, getattr(self, "_tab_index", 0)))
+            # first time: the matrix (the drill-down into the clips); then the tab last shown
+            self.tabs.setCurrentIndex(max(0, getattr(self, "_tab_index", 2)))
             self.vertical.hide()
             self.tabs.show()
         self._fit_table_height()
@@ -230,7 +232,10 @@ class ResultsView(QWidget):
         words = ABSENT_WORDS.get(report.absent, report.absent)
         first = " · ".join([what, *[e for e in extras if e]])
         text = first + f"\nλ = {report.lam:g} · absent classes: {words} · values in %"
-        brief = first + f"\nλ = {report.lam:g} · {report.absent} mode · values in %"
+        hf = result.summary.get("hF") if len(result.folds) > 1 else None
+        headline = (f"hF {_mean_std(hf)} %" if hf is not None and not math.isnan(hf[0])
+                    else f"hF {_pct(report.hF)} %")
+        brief = first + f"\n{headline} · λ = {report.lam:g} · {report.absent} mode · values in %"
         if dropped := dropped_text(result):
             text += f"\nnever predicted, so dropped: {dropped}"
             keys = [k for k in CLASS_KEYS if f"{k} in " in dropped]
@@ -297,7 +302,7 @@ class ResultsView(QWidget):
         if self.layout_mode == "compact":
             self.table.setMinimumHeight(0)
             self.table.setMaximumHeight(16777215)
-            self.table.setVisible(True)
+            self.table.setVisible(self.tabs.currentWidget() is self.table)   # a tab page: shown when current
             return
         self.table.setMinimumHeight(header + row + 2 * self.table.frameWidth())
         self.table.setMaximumHeight(full)

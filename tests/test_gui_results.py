@@ -363,6 +363,9 @@ def test_results_lay_out_full_size_and_in_a_small_dock(qtbot) -> None:
     shown = [w for w in (view.table, view.bars_scroll, view.confusion) if w.isVisible()]
     assert shown == [view.tabs.currentWidget()]                       # one page at a time, nothing under it
     assert view.mode_label.text().count("\n") == 1 and "never predicted: fx-m" in view.mode_label.text()
+    mean, std = view.data.summary["hF"]
+    assert f"hF {100 * mean:.2f} ± {100 * std:.2f} %" in view.mode_label.text()   # the headline stays in sight
+    assert view.tabs.currentWidget() is view.confusion                 # first shown: the matrix
     assert "fx-m in folds 1, 2, 3, 4, 5 and pooled" in view.mode_label.toolTip()   # the details stay at hand
     view.tabs.setCurrentIndex(2)
     qtbot.wait(10)
