@@ -115,3 +115,14 @@ def test_cancel_on_ray_keeps_finished_folds_and_stops_the_rest(sequential, ray_i
     run = RunFolder(tmp_path / "run")
     assert run.status == "cancelled" and run.fold_numbers() == [1]
     assert np.isfinite(run.fold_metrics(1)["best_val_hf"])
+
+
+@pytest.mark.parametrize("flags, message", [(["--workers", "0"], "--workers"),
+                                            (["--address", "10.0.0.1:6379"], "--address")])
+def test_bad_engine_flags_are_bad_input(flags: list[str], message: str, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from bst_core.cli import EXIT_BAD_INPUT, main
+
+    assert main(["train", str(tmp_path), "--out", str(tmp_path / "run"), *flags]) == EXIT_BAD_INPUT
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
