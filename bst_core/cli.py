@@ -163,8 +163,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from bst_core import pipeline
 
-    if args.zero_shot or args.run is None:
+    if args.zero_shot:
         return cmd_predict_zero_shot(args)
+    if args.source is None:
+        raise BadInputError("Give RUN_DIR and SOURCE_ROOT (or SOURCE_ROOT alone with --zero-shot, for labels "
+                            "from CLAP with no run).")
     job, bars = _job(args)
     try:
         corpus = pipeline.open_source(args.source, store=args.store, require_embeddings=True, job=job,
@@ -388,8 +391,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="predict a source with the ensemble of a run folder")
-    p.add_argument("run", metavar="RUN_DIR", nargs="?", help="the run folder (none with --zero-shot)")
-    p.add_argument("source", metavar="SOURCE_ROOT")
+    # RUN_DIR first and SOURCE_ROOT optional (not the other way round), so that options may sit
+    # between the two paths; with --zero-shot the one path given is the source.
+    p.add_argument("run", metavar="RUN_DIR", help="the run folder (with --zero-shot: the source, no run)")
+    p.add_argument("source", metavar="SOURCE_ROOT", nargs="?", help="the source to predict")
     p.add_argument("--out", required=True, metavar="PRED.csv")
     p.add_argument("--store", metavar="STORE", help="embedding store for sources without shipped embeddings")
     p.add_argument("--probabilities", action="store_true", help="append the 23 class probabilities")

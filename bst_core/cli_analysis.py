@@ -237,13 +237,11 @@ def cmd_predict_zero_shot(args: argparse.Namespace) -> int:
     from bst_core import pipeline
     from bst_core.zero_shot import zero_shot_predictions
 
-    if not args.zero_shot:
-        raise BadInputError("Give RUN_DIR and SOURCE_ROOT (or --zero-shot with SOURCE_ROOT only, for labels "
-                            "from CLAP with no run).")
-    if args.run is not None:
+    if args.source is not None:
         raise BadInputError(f"--zero-shot uses no run: give the source only (`bst predict {args.source} "
                             f"--zero-shot --out {args.out}`), or drop --zero-shot to predict with {args.run}.")
-    corpus = pipeline.open_source(args.source, store=args.store, require_embeddings=True,
+    source = args.run  # the one path given (see the predict parser)
+    corpus = pipeline.open_source(source, store=args.store, require_embeddings=True,
                                   truth_from_subfolders=getattr(args, "truth_from_subfolders", False))
     encoder = _joint_encoder(args, corpus, "Zero-shot labels (--zero-shot)")
     predictions = zero_shot_predictions(corpus, encoder)

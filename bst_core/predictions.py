@@ -21,7 +21,7 @@ from bst_core.taxonomy import CLASS_KEYS
 AUDIO_OK = "ok"
 TEXT_ONLY = "text only"
 """Prefix of the audio status of an item predicted from its text alone: "text only: empty file"."""
-ORIGINS: tuple[str, ...] = ("ensemble", "out-of-fold")
+ORIGINS: tuple[str, ...] = ("ensemble", "out-of-fold", "zero-shot")
 
 
 def text_only(reason: str) -> str:
@@ -40,7 +40,8 @@ class Predictions:
 
     ``source`` is the folder or CSV of the items that were predicted (a run's results are bound to
     it); ``run_dir`` the run whose models made them; ``origin`` "ensemble" (the mean of the run's
-    fold models) or "out-of-fold" (each item by the fold model that did not see it).
+    fold models), "out-of-fold" (each item by the fold model that did not see it) or "zero-shot"
+    (CLAP's similarity to the class descriptions: no run, ``n_models`` 0).
     """
 
     ids: list[str]

@@ -94,7 +94,8 @@ def zero_shot_predictions(corpus: Corpus, encoder: Encoder, *, job: Job | None =
     probs = zero_shot_probabilities(vectors, class_vectors, logit_scale(encoder))
     jobs.report(job, STAGE, 2, 2, "done")
     return Predictions(corpus.ids, probs, audio_status=corpus.audio_status(),
-                       source=str(corpus.root) if corpus.root else "", run_dir=None, n_models=0)
+                       source=str(corpus.root) if corpus.root else "", run_dir=None, origin="zero-shot",
+                       n_models=0)
 
 
 __all__ = ["DEFAULT_LOGIT_SCALE", "all_class_prompts", "class_prompts", "class_text_embeddings", "logit_scale",

@@ -195,3 +195,13 @@ def test_package_of_offline_embeddings_is_not_described_as_clap(tmp_path: Path) 
     assert "offline-logmel-ngram" in description["audio_representation"]
     assert "not CLAP" in description["audio_representation"]
     assert description["external_data_usage"] == "none"
+
+
+def test_predict_paths_may_be_split_by_options() -> None:
+    """RUN_DIR --out X SOURCE_ROOT parses as before --zero-shot existed; --zero-shot takes one path."""
+    from bst_core.cli import build_parser
+
+    args = build_parser().parse_args(["predict", "run", "--out", "p.csv", "src"])
+    assert (args.run, args.source, args.out, args.zero_shot) == ("run", "src", "p.csv", False)
+    args = build_parser().parse_args(["predict", "src", "--zero-shot", "--out", "p.csv"])
+    assert (args.run, args.source, args.zero_shot) == ("src", None, True)
