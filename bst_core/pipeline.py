@@ -170,11 +170,16 @@ def default_run_dir(source: PathLike | None) -> Path:
 
 
 def cross_validate(corpus: Corpus, run_dir: PathLike, config: TrainConfig | None = None, *,
-                   job: Job | None = None, engine: FoldEngine | None = None) -> CrossValResult:
+                   job: Job | None = None, engine: FoldEngine | None = None,
+                   labelled_only: bool = False) -> CrossValResult:
     """Cross-validate HATR on a labelled corpus into ``run_dir`` (resumes the same run). ``engine``
     (:func:`bst_core.fold_engines.make_engine`: local processes, Ray) trains the folds elsewhere,
-    with the same numbers; None trains them in this process."""
+    with the same numbers; None trains them in this process. ``labelled_only``: the items without
+    a label are left out (a sorted folder with sounds not sorted yet) instead of refused."""
     from bst_core.training import cross_validate as train
+
+    if labelled_only:
+        corpus = corpus.subset((corpus.labels.fillna("").astype(str) != "").to_numpy())
 
     return train(corpus, run_dir, config or TrainConfig(), job=job, engine=engine)
 

@@ -42,17 +42,18 @@ imported once at start-up instead, in a background thread, while the person pick
 
 _warm_up: threading.Thread | None = None
 
-_abandoned: dict[QThread, Any] = {}
-"""Threads of jobs given up on (:meth:`JobRunner.abandon`) with their workers, kept referenced until
-they end: a QThread object must not be deleted while its thread runs."""
+_threads: dict[QThread, Any] = {}
+"""Every job thread with its worker, kept referenced here until the thread has ended: a QThread
+object must not be deleted while its thread runs, whatever happens to its runner (a job abandoned
+on quitting, a window deleted while a view's background job still runs)."""
 
 
 def threads_left_running() -> int:
-    """How many abandoned job threads are still running (the app exits without waiting for them)."""
-    for thread in [t for t in _abandoned if t.isFinished()]:
+    """How many job threads are still running (the app exits without waiting for them)."""
+    for thread in [t for t in _threads if t.isFinished()]:
         thread.wait()
-        del _abandoned[thread]
-    return len(_abandoned)
+        del _threads[thread]
+    return len(_threads)
 
 UI_SWITCH_INTERVAL_S = 0.001
 """How long a job thread may hold the GIL while the UI thread waits for it (Python's default is
@@ -220,6 +221,8 @@ class JobRunner(QObject):
         worker.failed.connect(self._failed)
         worker.cancelled.connect(self._cancelled)
         self._thread, self._worker = thread, worker
+        threads_left_running()                 # forget the threads that have ended
+        _threads[thread] = worker
         self.started.emit(title)
         thread.start()
         return True
@@ -242,7 +245,6 @@ class JobRunner(QObject):
             signal.disconnect()
         self._thread = self._worker = None
         self._on_success = None
-        _abandoned[thread] = worker
         thread.quit()                 # its event loop ends as soon as the work returns
         title = self.title
         self.ended.emit(title)
@@ -291,8 +293,7 @@ class JobRunner(QObject):
         for thread in list(self._retired):
             thread.wait(timeout_ms)
         self._release_finished()
-        _abandoned.update(self._retired)      # any still winding down stay referenced until they end
-        self._retired.clear()
+        self._retired.clear()                 # any still winding down stay in _threads until they end
 
     def _succeeded(self, result: Any) -> None:
         title, on_success = self._end()

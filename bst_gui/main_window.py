@@ -121,7 +121,9 @@ class MainWindow(QMainWindow):
         self.stack = QStackedWidget()
         self.stack.addWidget(self.welcome)
         self.stack.addWidget(self.library_view)
+        self.stack.setCurrentWidget(self.library_view)   # so the first switch to the welcome page is a change
         self.setCentralWidget(self.stack)
+        self._other_docks: dict[QDockWidget, bool] = {}  # docks of add-ons, hidden on the results page
 
         # clip panel, results, curves
         self.clip_panel = ClipPanel()
@@ -464,6 +466,9 @@ class MainWindow(QMainWindow):
             self.results_dock.setWidget(self.results_view)
             self.results_view.show()
             self._results_placeholder.hide()
+            for dock, visible in self._other_docks.items():
+                dock.setVisible(visible)
+            self._other_docks = {}
         if page == "library":
             self.stack.setCurrentWidget(self.library_view)
             for dock, visible in self._dock_visibility.items():
@@ -477,6 +482,10 @@ class MainWindow(QMainWindow):
             if page == "results":
                 if self._page != "results":
                     self._page_before_results = self._page
+                    self._other_docks = {d: d.isVisibleTo(self) for d in self.findChildren(QDockWidget)
+                                         if d not in self._content_docks}
+                    for dock in self._other_docks:
+                        dock.hide()
                 self.results_dock.setWidget(self._results_placeholder)
                 self._results_placeholder.show()
                 self.stack.addWidget(self.results_view)
@@ -1150,9 +1159,14 @@ class MainWindow(QMainWindow):
         if corpus is None:
             return False
         run_dir = Path(run_dir) if run_dir else pipeline.default_run_dir(self.source_path)
+        unlabelled = int((corpus.labels.fillna("").astype(str) == "").sum())   # a sorted folder's unsorted sounds
         started = self._start(f"Cross-validate ({config.folds} folds)",
-                              lambda job: pipeline.cross_validate(corpus, run_dir, config, job=job),
+                              lambda job: pipeline.cross_validate(corpus, run_dir, config, job=job,
+                                                                  labelled_only=unlabelled > 0),
                               kind="cross-validate", on_success=self._cross_validated)
+        if started and unlabelled:
+            self.statusBar().showMessage(f"Cross-validating the {len(corpus) - unlabelled:,} labelled sounds; "
+                                         f"{unlabelled:,} without a label are left out.", 15000)
         if started:
             self.training_curves.reset()
             self.training_dock.show()

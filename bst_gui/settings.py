@@ -125,10 +125,11 @@ class Settings:
 
     def source_memory(self, path: str | Path) -> SourceMemory:
         """What ``path`` showed when it was last left (blank when never opened)."""
-        text = str(Path(path).expanduser().absolute())
+        text = str(Path(path).expanduser().resolve())
         return SourceMemory.from_json(str(self.store.value(self._source_key(text), "") or ""), text)
 
     def set_source_memory(self, memory: SourceMemory) -> None:
+        """Store ``memory`` (from :meth:`source_memory`: its path is the source's resolved path)."""
         self.store.setValue(self._source_key(memory.path), memory.to_json())
 
     def last_source(self) -> str:

@@ -152,12 +152,17 @@ def main() -> int:
     window.results_dock.raise_()
     window.resize(SIZE.width(), 1250)
     window.resizeDocks([window.results_dock], [760], Qt.Orientation.Vertical)
-    pump(app, 1.5)
+    pump(app, 1.0)
+    tabs = window.results_view.tabs           # in the dock (compact layout): the matrix tab
+    for i in range(tabs.count()):
+        if tabs.tabText(i) == "Confusion":
+            tabs.setCurrentIndex(i)
+    pump(app, 1.0)
     save(window, args.out / "results.png")
 
     # the results page: the same results full size in the window (View › Results page)
     window.resize(SIZE)
-    window.show_results_page(True)
+    window.show_results_page(True)       # large enough: table, bars and matrix side by side
     pump(app, 1.5)
     save(window, args.out / "results-page.png")
     window.show_results_page(False)
@@ -225,7 +230,7 @@ def main() -> int:
     assert window.corpus is not None and window.corpus.labelled, "truth from subfolders gave no labels"
     window.start_extraction(ExtractOptions("offline", None, False))
     wait_job(app, window)
-    window.start_cross_validation(TrainConfig(folds=3, epochs=args.epochs, patience=None), work / "run-librarian")
+    window.start_cross_validation(TrainConfig(folds=3, epochs=4 * args.epochs, patience=None), work / "run-librarian")
     wait_job(app, window)
     window.library_view.disagree.setChecked(True)          # truth ≠ prediction
     if window.library.rowCount():
@@ -235,6 +240,10 @@ def main() -> int:
     window.library_view.table.setFocus()
     save(window, args.out / "librarian.png")
     window.close()
+    from bst_gui.jobs import threads_left_running
+
+    while threads_left_running():        # jobs given up on at closing end on their own
+        pump(app, 0.1)
     return 0
 
 

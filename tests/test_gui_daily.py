@@ -304,6 +304,30 @@ def test_a_librarians_sorted_folder_gives_truth_and_the_toggle_is_remembered(qtb
     assert window.corpus is not None and window.corpus.labelled
 
 
+def test_a_sorted_folder_with_unsorted_sounds_cross_validates_its_labelled_part(qtbot: Any, window: MainWindow,
+                                                                                tmp_path: Path) -> None:
+    from bst_gui.run_dialogs import ExtractOptions
+
+    root = tmp_path / "library"
+    for c, folder in enumerate(("fx-o", "Vehicles", "ss-u")):
+        for k in range(8):
+            wav(root / folder / f"take {k}.wav", seconds=0.2 + 0.05 * k, seed=10 * c + k)
+    wav(root / "to sort" / "new.wav", seed=99)
+    open_source(qtbot, window, root, truth_from_subfolders=True)
+    window.start_extraction(ExtractOptions("offline", None, False))
+    wait_jobs(qtbot, window)
+    assert window.start_cross_validation(SHORT_CV, tmp_path / "run")
+    assert "1 without a label are left out" in window.statusBar().currentMessage()
+    wait_jobs(qtbot, window)
+    assert not window.errors, window.errors
+    assert window.session.run_is_for_source
+    assert set(window.result.oof["id"]) == set(window.corpus.ids) - {"to sort/new.wav"}
+    window.library_view.disagree.setChecked(True)                  # truth ≠ prediction works on it
+    frame = window.library.frame
+    wrong = int(((frame["truth"] != "") & (frame["prediction"] != "") & (frame["truth"] != frame["prediction"])).sum())
+    assert window.library.rowCount() == wrong
+
+
 # --- search and the hierarchical abstain --------------------------------------------------------------
 
 def test_search_status_edited_and_unknown_fields(qtbot: Any, window: MainWindow, bsd_root: Path) -> None:
