@@ -7,9 +7,10 @@
 Both engines extract the same folder of ``--clips`` WAV files (``--seconds`` long, 48 kHz mono
 noise-and-tone) into a fresh store; the Ray engine starts a local Ray instance (``--workers``
 actors, default one per CPU) unless ``--address`` is given. Reported: the whole call (Ray start-up
-and workers loading their encoder included) and the steady rate (clips/s from the first saved batch
-to the last, which is what a long extraction sees). CLAP uses the random-weight model of
-``tests/clap_fixtures.py`` (real laion_clap code, same cost per clip as the real weights).
+and workers loading their encoder included) and the computing rate (clips/s from the moment the
+encoders are loaded, Ray's workers included, to the last saved batch: what a long extraction sees).
+CLAP uses the random-weight model of ``tests/clap_fixtures.py`` (real laion_clap code, same cost
+per clip as the real weights).
 """
 
 from __future__ import annotations
@@ -42,20 +43,25 @@ def make_clips(folder: Path, count: int, seconds: float) -> None:
 
 
 class Rate:
-    """Progress sink: the time of the first and last "batch saved" and the items saved by then."""
+    """Progress sink: when the computing began (after the Ray workers were up) and the last batch was saved."""
 
     def __init__(self) -> None:
-        self.saves: list[tuple[float, int]] = []
+        self.began: float | None = None
+        self.last: tuple[float, int] = (0.0, 0)
 
     def __call__(self, progress: Progress) -> None:
+        now = time.perf_counter()
+        if progress.stage == "extract" and progress.done == 0 and self.began is None:
+            self.began = now
+        if progress.stage == "start Ray workers" and progress.done == progress.total:
+            self.began = now           # the workers are up: computing starts now
         if progress.stage == "extract" and progress.message == "batch saved":
-            self.saves.append((time.perf_counter(), progress.done))
+            self.last = (now, progress.done)
 
     def steady(self) -> float:
-        if len(self.saves) < 2:
-            return float("nan")
-        (t0, n0), (t1, n1) = self.saves[0], self.saves[-1]
-        return (n1 - n0) / (t1 - t0)
+        """Clips per second once computing began (encoder loads and Ray start-up left out)."""
+        end, done = self.last
+        return done / (end - self.began) if self.began is not None and end > self.began else float("nan")
 
 
 def main() -> None:
@@ -97,7 +103,7 @@ def main() -> None:
         local = extract(corpus, base / "local", local_encoder, batch_size=args.batch_size, job=Job(rate))
         whole = time.perf_counter() - started + load_s
         print(f"local engine: {whole:7.1f} s in all ({args.clips / whole:6.2f} clips/s, encoder load "
-              f"{load_s:.1f} s included), steady {rate.steady():6.2f} clips/s  [{local.line}]")
+              f"{load_s:.1f} s included), computing {rate.steady():6.2f} clips/s  [{local.line}]")
 
         rate = Rate()
         options = RayOptions(address=args.address, workers=args.workers)
@@ -106,7 +112,7 @@ def main() -> None:
         whole = time.perf_counter() - started
         workers = next((n for n in on_ray.notes if "Ray workers" in n), "")
         print(f"ray engine:   {whole:7.1f} s in all ({args.clips / whole:6.2f} clips/s, Ray start and "
-              f"worker loads included), steady {rate.steady():6.2f} clips/s  [{on_ray.line}; {workers}]")
+              f"worker loads included), computing {rate.steady():6.2f} clips/s  [{on_ray.line}; {workers}]")
 
 
 if __name__ == "__main__":
