@@ -334,13 +334,31 @@ def _print_version(*, as_json: bool) -> None:
         print(diagnostics.format(info))
 
 
+class _CommandParser(argparse.ArgumentParser):
+    """A sub-command's parser. With :attr:`intermixed` set, its positionals may be split by options
+    (``RUN --out X SOURCE``) even when the last one is optional: plain argparse binds the optional one
+    to nothing at the first path and then calls the second path unrecognised."""
+
+    intermixed = False
+    _intermixing = False
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        if not self.intermixed or self._intermixing:  # parse_known_intermixed_args calls back in here
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bst", description="BST Studio: sort sounds into the 23 classes of the Broad Sound Taxonomy.")
     parser.add_argument("--version", action=_VersionAction,
                         help="print the version, torch build, encoder stacks and folders, then exit "
                              "(`bst --version --json`: as JSON)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_CommandParser)
 
     p = sub.add_parser("train", help="cross-validate HATR on a labelled dataset (writes a run folder)",
                        description="Stratified k-fold cross-validation of the HATR classifier "
@@ -391,6 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="predict a source with the ensemble of a run folder")
+    p.intermixed = True
     # RUN_DIR first and SOURCE_ROOT optional (not the other way round), so that options may sit
     # between the two paths; with --zero-shot the one path given is the source.
     p.add_argument("run", metavar="RUN_DIR", help="the run folder (with --zero-shot: the source, no run)")
