@@ -107,8 +107,8 @@ def format(info: dict[str, Any]) -> str:
     if clap["stack"]:
         stack = f"installed (laion_clap, torchaudio, torchvision; laion_clap in {clap['location']})"
     else:
-        how = ("build the bundle with packaging/build.sh --clap, or install the lock's CLAP pins into its extras/ "
-               "folder" if info["python"].get("bundle") else 'pip install "bst-studio[clap]"')
+        how = ("this desktop bundle was built without it: use the bundle built with packaging/build.sh --clap"
+               if info["python"].get("bundle") else 'pip install "bst-studio[clap]"')
         stack = f"not installed (missing {', '.join(clap['missing'])}; {how})"
     checkpoint = (f"found at {clap['checkpoint']}" if clap["checkpoint"] else
                   f"not found (looked for ${clap['checkpoint_env']} and {clap['checkpoint_expected']}; "

@@ -272,7 +272,7 @@ def test_version_json(capsys: pytest.CaptureFixture[str]) -> None:
     missing = {**info, "encoders": {**info["encoders"], "clap": {**clap, "stack": False, "missing": ["laion_clap"]}}}
     assert 'pip install "bst-studio[clap]"' in diagnostics.format(missing)
     bundled = {**missing, "python": {**info["python"], "bundle": True}}
-    assert "desktop bundle: " in diagnostics.format(bundled) and "extras/" in diagnostics.format(bundled)
+    assert "desktop bundle: " in diagnostics.format(bundled) and "build.sh --clap" in diagnostics.format(bundled)
     assert info["folders"]["cache"] == os.environ["BST_CACHE_DIR"]
 
 
