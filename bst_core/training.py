@@ -16,7 +16,9 @@ Protocol (defaults = seed report, section 5):
 
 Embeddings live in memory as tensors: batches are slices of a permutation, never per-item reads.
 Folds are numbered from 1 everywhere (folders ``fold_1``..., the ``fold`` column, ``only_fold``).
-Same seed, same data, same device → the same numbers (deterministic algorithms, private RNG state).
+Same seed, same data, same device → the same numbers (deterministic algorithms, private RNG state,
+one intra-op thread per fold: whatever the core count and wherever a fold runs, see
+:mod:`bst_core.train_step` and :mod:`bst_core.fold_engines`).
 """
 
 from __future__ import annotations
