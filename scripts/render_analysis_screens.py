@@ -72,6 +72,7 @@ window.show_info = lambda title, message: None
 window.resize(SIZE)
 window.show()
 pump(0.5)
+save(window, "welcome.png")            # the analysis docks stay hidden on the welcome page
 analysis = window.analysis
 jobs_idle = lambda: not window.jobs.busy  # noqa: E731
 
