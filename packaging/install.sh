@@ -70,6 +70,10 @@ refresh() {
     fi
 }
 
+probe=$data
+while [ ! -e "$probe" ]; do probe=$(dirname "$probe"); done     # the first part of the path that exists
+[ -w "$probe" ] || die "cannot write to $data (as $(id -un)): for --system run it as root (sudo), or install for yourself without --system."
+
 if ((uninstall)); then
     for target in "${targets[@]}"; do rm -f "$data/$target"; done
     refresh
