@@ -56,6 +56,7 @@ class Explainer(QObject):
         self.panel = window.clip_panel
         self._index: Any = None
         self._index_key: tuple[str, int] | None = None
+        self._built: dict[tuple[str, int], Any] = {}   # indexes built by jobs, kept even if the job was cancelled
         self.last: Any = None                       # the last Explanation shown
         self._wanted = ""                           # a training clip to play once loaded
         self._timer = QTimer(self)
@@ -70,6 +71,7 @@ class Explainer(QObject):
     def invalidate(self) -> None:
         """The run or source changed: the index is of the old one."""
         self._index, self._index_key, self.last = None, None, None
+        self._built = {}                 # a new dict: a job still building for the old run writes into the old one
         self._current_changed(self.window.current_id() or "")
 
     def _current_changed(self, sound_id: str) -> None:
@@ -93,8 +95,8 @@ class Explainer(QObject):
             return False
         same = session.run_is_for_source
         key = (str(run.run_dir), id(corpus) if same else 0)
-        index = self._index if self._index_key == key else None
-        k = self.k
+        index = self._index if self._index_key == key else self._built.get(key)
+        k, built_by_jobs = self.k, self._built
 
         def work(job: Job) -> tuple[Any, Any]:
             from bst_core import pipeline
@@ -106,6 +108,7 @@ class Explainer(QObject):
                 training = corpus if same else training_corpus(run.run_dir)
                 job.check()
                 built = LatentIndex(pipeline.load_ensemble(run.run_dir), training)
+                built_by_jobs[key] = built      # holding Down while it builds must not build it again
             job.check()
             return built, built.explain(corpus, sound_id, k)
 

@@ -35,6 +35,7 @@ class SimilarSounds(QObject):
         self.k = k
         self.space = "both"
         self._index: SimilarityIndex | None = None
+        self._built: dict[tuple[int, str], SimilarityIndex] = {}   # built by jobs, kept if a job was cancelled
         self.last: pd.DataFrame | None = None           # the neighbours shown last (id, similarity, ...)
         self.action = QAction("More like this", window)
         self.action.setShortcut(SIMILAR_KEY)
@@ -61,6 +62,7 @@ class SimilarSounds(QObject):
 
     def _source_changed(self) -> None:
         self._index = None           # built again for the new source (or its new embeddings)
+        self._built = {}
         self.update_actions()
 
     def update_actions(self) -> None:
@@ -87,10 +89,15 @@ class SimilarSounds(QObject):
             return False
         space, k = self._space_for(corpus), self.k
         index = self._index if self._index is not None and self._index.corpus is corpus \
-            and self._index.space == space else None
+            and self._index.space == space else self._built.get((id(corpus), space))
+        if index is not None and index.corpus is not corpus:
+            index = None
+        built_by_jobs = self._built
 
         def work(job: Job) -> tuple[SimilarityIndex, pd.DataFrame]:
-            built = index if index is not None else SimilarityIndex(corpus, space)
+            built = index
+            if built is None:
+                built = built_by_jobs[(id(corpus), space)] = SimilarityIndex(corpus, space)
             job.check()
             return built, built.neighbours(sound_id, k)
 
