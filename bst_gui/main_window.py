@@ -182,7 +182,6 @@ class MainWindow(QMainWindow):
         self._restore_layout()
         self._dock_visibility: dict[QDockWidget, bool] = {}
         self._page = "library"
-        self._page_before_results = "welcome"
         self._show_page(library=False, force=True)
         self.session.subscribe(self._session_changed)
         self._update_actions()
@@ -481,7 +480,6 @@ class MainWindow(QMainWindow):
                 dock.hide()
             if page == "results":
                 if self._page != "results":
-                    self._page_before_results = self._page
                     self._other_docks = {d: d.isVisibleTo(self) for d in self.findChildren(QDockWidget)
                                          if d not in self._content_docks}
                     for dock in self._other_docks:
