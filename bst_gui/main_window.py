@@ -51,7 +51,7 @@ from bst_gui.clip_panel import ClipPanel
 from bst_gui.export_dialog import ExportDialog
 from bst_gui.jobs import JobRunner, JobStatusWidget, gui_wording, warm_up_imports
 from bst_gui.library_model import LibraryModel
-from bst_gui.library_view import LibraryView
+from bst_gui.library_view import COLUMN_WIDTHS, LibraryView
 from bst_gui.playback import AudioOutput, Audition
 from bst_gui.relabel import KeyLegend, RelabelController
 from bst_gui.results_view import ResultsView
@@ -1040,6 +1040,9 @@ class MainWindow(QMainWindow):
         else:
             self.library_view.clear_filters()
         self.library.set_frame(frame)
+        if not same_items:          # a folder's ids are paths ("fx-o/door 01.wav"): a wider column
+            self.library_view.table.setColumnWidth(
+                LIBRARY_COLUMNS.index("id"), 220 if corpus.kind == "folder" else COLUMN_WIDTHS["id"])
         self.refresh_labels()
         if self.session.predictions is not None:
             self._show_predictions(emit=False)
