@@ -25,13 +25,14 @@ What is timed (wall clock, best of ``--repeat`` where it says so):
 - search: :func:`bst_core.library_query.query_mask` per keystroke of a query typed letter by letter
   into a fresh :class:`~bst_core.library_query.TextIndex` (what the library view does per keystroke
   before Qt repaints); with ``--gui`` also the real MainWindow as benchmarks/bench_gui.py times it.
-- memory: the peak RSS (``ru_maxrss``) of the process that opens and searches (a fresh one, as the
+- memory: the peak RSS (``VmHWM``) of the process that opens and searches (a fresh one, as the
   app), and of the one that made the folder and wrote the store.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import io
 import os
@@ -60,11 +61,20 @@ FOLDER_SIZE = 1000
 
 
 def peak_mb() -> float:
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not inherited across fork + exec)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def make_base_files(folder: Path) -> list[Path]:
-    """Six real, tiny sounds (0.3 s): four WAV, a FLAC, an M4A (AAC, decoded by FFmpeg)."""
+    """Six real, tiny sounds (0.3 s): four WAV, a FLAC, an M4A (AAC, decoded by FFmpeg). Kept when they
+    exist (``--keep``): rewriting them would change every hard link of them."""
+    existing = sorted(folder.glob("base_*"))
+    if len(existing) == 6:
+        return existing
     folder.mkdir(parents=True, exist_ok=True)
     sr = 22_050
     t = np.arange(int(0.3 * sr)) / sr

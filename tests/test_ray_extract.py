@@ -120,8 +120,9 @@ def test_a_file_that_kills_every_worker_fails_alone(ray_instance, folder: Path, 
     monkeypatch.setattr(ray_extract, "RETRIES", 1)           # fewer deaths per try keep the test short
     monkeypatch.setenv(TEST_EXIT_ENV, "always:tone_05.wav")
     corpus = read_audio_folder(folder)
-    on_ray = extract_on_ray(corpus, tmp_path / "ray", EncoderSpec("offline"), batch_size=4)
-    local = extract(corpus, tmp_path / "local", OfflineEncoder(), batch_size=4)
+    corpus = corpus.subset(corpus.table["id"].isin([f"tones/tone_{k:02d}.wav" for k in range(2, 8)]).to_numpy())
+    on_ray = extract_on_ray(corpus, tmp_path / "ray", EncoderSpec("offline"), batch_size=3)
+    local = extract(corpus, tmp_path / "local", OfflineEncoder(), batch_size=3)
     assert (on_ray.computed, on_ray.failed) == (local.computed - 1, local.failed + 1)
     assert on_ray.failures[ray_extract.WORKER_DIED] == ["tones/tone_05.wav (2 times)"]
     a, b = contents(tmp_path / "ray").set_index("id"), contents(tmp_path / "local").set_index("id")
