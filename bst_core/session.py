@@ -102,6 +102,8 @@ class Session:
         p = self.predictions
         if p is None:
             return "no predictions"
+        if p.origin == "zero-shot":
+            return "zero-shot labels from CLAP (no run; accuracy unmeasured)"
         run = Path(p.run_dir).name if p.run_dir else "a run"
         if p.origin == "out-of-fold":
             return f"out-of-fold predictions of run {run} (this source's cross-validation)"
