@@ -241,12 +241,11 @@ class RayEngine:
         if not batches:
             return
         ray = import_ray()
+        ray_worker = getattr(getattr(ray, "_private", None), "worker", None)   # prints worker deaths on stdout
+        printer = getattr(ray_worker, "print_to_stdstream", None)
         owned = self._connect(ray)
         actors: list[Any] = []
-        from ray._private import worker as ray_worker  # it prints worker deaths on stdout: made a note
-
-        printer = getattr(ray_worker, "print_to_stdstream", None)
-        if printer is not None:
+        if printer is not None:   # ... which would break --json: they become a note instead
             ray_worker.print_to_stdstream = self._ray_message
         try:
             actors = self._start_workers(ray, self._worker_count(ray, len(batches)), job)
