@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         print(problem, file=sys.stderr)
         return 2
 
+    from pyqtgraph.util.garbage_collector import GarbageCollector
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
@@ -60,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication([sys.argv[0]])
     style.apply(app)
     tune_interpreter_for_ui()
+    # Python's cycle collector runs on the GUI thread only (on a 1 s timer): run from a job's thread,
+    # it can free a closed dialog's Qt objects there, and Qt aborts the process.
+    collector = GarbageCollector(interval=1.0)
     icon = Path(__file__).with_name("icons") / "bst-studio.svg"
     if icon.is_file():
         app.setWindowIcon(QIcon(str(icon)))
@@ -77,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
             window.jobs.finished.connect(load_after_open)
         else:
             window.load_run(args.run)
-    leave(int(app.exec()))
+    code = int(app.exec())
+    del collector
+    leave(code)
 
 
 def leave(code: int) -> NoReturn:

@@ -100,6 +100,7 @@ class MainWindow(QMainWindow):
 
     source_changed = Signal()
     predictions_changed = Signal()
+    closing = Signal()          # the user has agreed to close: stop quiet work, put the layout back
 
     def __init__(self, settings: Settings | None = None, audio_output: AudioOutput | None = None,
                  parent: QWidget | None = None) -> None:
@@ -1385,6 +1386,7 @@ class MainWindow(QMainWindow):
                 return
             self.statusBar().showMessage("Cancelling the running job…")
         self._pending_probe = None
+        self.closing.emit()
         restoring, self._restore_plan = self._restore_plan is not None, None   # start nothing more
         self._stop_jobs()
         if self._page == "results":
