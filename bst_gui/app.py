@@ -53,13 +53,14 @@ def main(argv: list[str] | None = None) -> int:
     from bst_gui import style
     from bst_gui.jobs import tune_interpreter_for_ui
     from bst_gui.main_window import MainWindow
-    from bst_gui.settings import APPLICATION, ORGANIZATION
+    from bst_gui.settings import APPLICATION, ORGANIZATION, Settings
 
     QApplication.setOrganizationName(ORGANIZATION)
     QApplication.setApplicationName(APPLICATION)
     QApplication.setDesktopFileName("bst-studio")
     app = QApplication.instance() or QApplication([sys.argv[0]])
-    style.apply(app)
+    settings = Settings()
+    style.apply(app, settings.theme())
     tune_interpreter_for_ui()
     # Python's cycle collector runs on the GUI thread only (on a 1 s timer): run from a job's thread,
     # it can free a closed dialog's Qt objects there, and Qt aborts the process.
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     icon = Path(__file__).with_name("icons") / "bst-studio.svg"
     if icon.is_file():
         app.setWindowIcon(QIcon(str(icon)))
-    window = MainWindow()
+    window = MainWindow(settings)
     window.show()
     if args.source:
         window.open_source(args.source)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from PySide6.QtCore import QElapsedTimer, QItemSelectionModel, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDialog,
     QDockWidget,
@@ -56,7 +56,7 @@ from bst_gui.playback import AudioOutput, Audition
 from bst_gui.relabel import KeyLegend, RelabelController
 from bst_gui.results_view import ResultsView
 from bst_gui.run_dialogs import ExtractDialog, ExtractOptions, TrainDialog
-from bst_gui.settings import Settings, SourceMemory
+from bst_gui.settings import THEME_CHOICES, Settings, SourceMemory
 from bst_gui.training_curves import TrainingCurves
 from bst_gui.welcome import OPEN_ACTIONS, WelcomePage
 
@@ -372,6 +372,16 @@ class MainWindow(QMainWindow):
         for dock in (self.clip_dock, self.results_dock, self.training_dock, self.keys_dock):
             view.addAction(dock.toggleViewAction())
         view.addSeparator()
+        theme_menu = view.addMenu("Theme")
+        self.theme_actions: dict[str, QAction] = {}
+        themes = QActionGroup(self)
+        for name in THEME_CHOICES:
+            action = theme_menu.addAction(name.capitalize() if name != "system" else "As the desktop")
+            action.setCheckable(True)
+            action.setChecked(name == self.settings.theme())
+            action.triggered.connect(lambda _checked=False, n=name: self.choose_theme(n))
+            themes.addAction(action)
+            self.theme_actions[name] = action
         view.addAction(self.reset_layout_action)
 
         help_menu = bar.addMenu("&Help")
@@ -503,6 +513,15 @@ class MainWindow(QMainWindow):
             self._set_page("results")
         elif self._page == "results":
             self._set_page("library" if self.corpus is not None else "welcome")
+
+    def choose_theme(self, name: str) -> None:
+        """View › Theme: remembered; the views take their colours when they are built, so it shows
+        from the next start."""
+        if name == self.settings.theme():
+            return
+        self.settings.set_theme(name)
+        self.statusBar().showMessage(f"Theme “{self.theme_actions[name].text()}” is used from the next start "
+                                     "of BST Studio.", 8000)
 
     def reset_layout(self) -> None:
         """View › Reset layout: the docks where they are on first start (clip right, results, training

@@ -64,6 +64,9 @@ class SourceMemory:
         return memory
 
 
+THEME_CHOICES: tuple[str, ...] = ("dark", "light", "system")
+
+
 class Settings:
     """Typed access to the app's QSettings (pass a QSettings to use another store, e.g. in tests)."""
 
@@ -159,6 +162,18 @@ class Settings:
 
     def set_dialog_values(self, name: str, values: dict[str, Any]) -> None:
         self.store.setValue(f"dialogs/{name}", json.dumps(values))
+
+    # --- theme -------------------------------------------------------------------------------
+
+    def theme(self) -> str:
+        """The colour theme chosen in View › Theme: "dark" (default), "light" or "system"."""
+        value = str(self.store.value("view/theme", "dark") or "dark")
+        return value if value in THEME_CHOICES else "dark"
+
+    def set_theme(self, name: str) -> None:
+        if name not in THEME_CHOICES:
+            raise ValueError(f"unknown theme {name!r}; use one of {', '.join(THEME_CHOICES)}")
+        self.store.setValue("view/theme", name)
 
     def sync(self) -> None:
         self.store.sync()

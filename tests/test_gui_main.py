@@ -138,6 +138,16 @@ def test_recent_sources_and_layout_are_remembered(qtbot: Any, window: MainWindow
     assert settings.window_state() is not None and settings.window_geometry() is not None
 
 
+def test_theme_choice_is_remembered_for_the_next_start(window: MainWindow, tmp_path: Path) -> None:
+    assert window.theme_actions["dark"].isChecked()
+    window.theme_actions["light"].trigger()
+    assert window.theme_actions["light"].isChecked() and not window.theme_actions["dark"].isChecked()
+    assert "next start" in window.statusBar().currentMessage()
+    window.settings.sync()
+    settings = Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    assert settings.theme() == "light"
+
+
 # --- library -------------------------------------------------------------------------------------------
 
 def test_open_dataset_fills_the_table_with_coloured_classes(qtbot: Any, window: MainWindow, bsd_root: Path) -> None:
