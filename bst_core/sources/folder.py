@@ -26,6 +26,7 @@ notes. The class folders are then left out of ``tags`` (the text would otherwise
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
@@ -39,6 +40,7 @@ from bst_core.audio import AUDIO_EXTENSIONS, ffmpeg_tags
 from bst_core.corpus import Corpus, empty_table
 from bst_core.errors import BadInputError
 from bst_core.sources.bsd import examples, id_problem
+from bst_core.sources.header_cache import HeaderCache, now_ns, stamp_of
 from bst_core.taxonomy import BY_CODE, CLASS_KEYS, classes
 from bst_core.textfile import shorten
 
@@ -84,24 +86,32 @@ def _embedded(path: Path) -> tuple[dict[str, str], float]:
         return {}, float("nan")
 
 
-def _scan(root: Path, job: jobs.Job | None) -> tuple[list[Path], list[str]]:
-    """Audio files under ``root`` in a stable order, plus notes on what was skipped."""
-    found: list[Path] = []
+def _scan(root: Path, job: jobs.Job | None) -> tuple[list[str], list[str], list[str]]:
+    """Audio files under ``root`` in a stable order: their relative POSIX paths and absolute paths,
+    plus notes on what was skipped."""
+    relative: list[str] = []
+    found: list[str] = []
     hidden = 0
     other: list[str] = []   # files that are not audio by their extension
     unreadable: list[str] = []
+    top = str(root)
 
     def on_error(error: OSError) -> None:
         unreadable.append(f"{error.filename}: {error.strerror or error}")
 
-    for folder, dirs, files in os.walk(root, onerror=on_error):
+    for folder, dirs, files in os.walk(top, onerror=on_error):
         jobs.check(job)
         hidden += sum(name.startswith(".") for name in dirs + files)
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found.extend(Path(folder) / name for name in sorted(files)
-                     if not name.startswith(".") and Path(name).suffix.lower() in AUDIO_EXTENSIONS)
-        other.extend(os.path.relpath(os.path.join(folder, name), root) for name in sorted(files)
-                     if not name.startswith(".") and Path(name).suffix.lower() not in AUDIO_EXTENSIONS)
+        prefix = "" if folder == top else os.path.relpath(folder, top).replace(os.sep, "/") + "/"
+        for name in sorted(files):
+            if name.startswith("."):
+                continue
+            if os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS:
+                relative.append(prefix + name)
+                found.append(os.path.join(folder, name))
+            else:
+                other.append(prefix + name)
         jobs.report(job, "scan", len(found), None, folder)
     notes = []
     if other:
@@ -109,31 +119,49 @@ def _scan(root: Path, job: jobs.Job | None) -> tuple[list[Path], list[str]]:
     if hidden:
         notes.append(f"skipped {hidden} hidden files or folders (names starting with '.')")
     notes.extend(f"could not list folder {entry}" for entry in unreadable)
-    return found, notes
+    return relative, found, notes
 
 
-def _usable(root: Path, paths: list[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Files whose relative path can be an id as it is, and (relative path, problem) of the others."""
-    usable: list[Path] = []
+def _usable(relative: list[str], paths: list[str]) -> tuple[list[str], list[str], list[tuple[str, str]]]:
+    """Files whose relative path can be an id as it is (relative and absolute paths), and (relative
+    path, problem) of the others."""
+    usable: tuple[list[str], list[str]] = ([], [])
     refused: list[tuple[str, str]] = []
-    for path in paths:
-        problem = id_problem(path.relative_to(root).as_posix(), allow_spaces=True)
+    for item_id, path in zip(relative, paths, strict=True):
+        problem = id_problem(item_id, allow_spaces=True)
         if problem:
-            refused.append((path.relative_to(root).as_posix(), problem))
+            refused.append((item_id, problem))
         else:
-            usable.append(path)
-    return usable, refused
+            usable[0].append(item_id)
+            usable[1].append(path)
+    return usable[0], usable[1], refused
+
+
+def _header(cache: HeaderCache, item_id: str, path: str) -> tuple[dict[str, str], float]:
+    """Tags and duration of one file: remembered when its stamp is unchanged, else read (and remembered)."""
+    try:
+        stamp = stamp_of(os.stat(path))
+    except OSError:
+        return _embedded(Path(path))
+    remembered = cache.get(item_id, stamp)
+    if remembered is not None:
+        return remembered
+    read_at = now_ns()
+    tags, duration = _embedded(Path(path))
+    cache.put(item_id, stamp, (tags, duration), read_at_ns=read_at, readable=bool(tags) or not math.isnan(duration))
+    return tags, duration
 
 
 def read_audio_folder(root: str | os.PathLike[str], *, truth_from_subfolders: bool = False,
                       job: jobs.Job | None = None) -> Corpus:
     """All audio files under ``root`` as a corpus of kind ``"folder"`` (no embeddings); unlabelled,
-    or labelled by their class-named subfolders with ``truth_from_subfolders`` (module docstring)."""
+    or labelled by their class-named subfolders with ``truth_from_subfolders`` (module docstring).
+    Headers of files unchanged since the last open come from :mod:`bst_core.sources.header_cache`."""
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
         raise BadInputError(f"{root} is not a folder. Choose a folder that contains audio files.")
-    paths, notes = _scan(root, job)
-    paths, refused = _usable(root, paths)
+    relative, paths, notes = _scan(root, job)
+    relative, paths, refused = _usable(relative, paths)
     if refused:
         reasons = sorted({problem for _, problem in refused})
         notes.append(f"{len(refused)} audio files were left out: their names cannot be used as ids as they are "
@@ -146,43 +174,56 @@ def read_audio_folder(root: str | os.PathLike[str], *, truth_from_subfolders: bo
             f"No audio files found in {root} (looked for {', '.join(sorted(AUDIO_EXTENSIONS))} at any "
             "depth). Choose the folder that holds your sounds.")
 
-    rows: list[dict[str, object]] = []
-    for k, path in enumerate(paths):
+    cache = HeaderCache.load(root)
+    columns: dict[str, list[object]] = {name: [] for name in ("title", "tags", "description", "duration_s", "label")}
+    extra: dict[str, dict[int, str]] = {}   # embedded tags beyond title/genre/comment: column → {row: value}
+    folder_of: dict[str, tuple[str, list[str]]] = {}   # folder prefix → (label, folder tags)
+    for k, (item_id, path) in enumerate(zip(relative, paths, strict=True)):
         if k % 256 == 0:
             jobs.check(job)
             jobs.report(job, "read tags", k, len(paths))
-        relative = path.relative_to(root)
-        embedded, duration = _embedded(path)
-        name_words = words_of_name(path.stem)
+        embedded, duration = _header(cache, item_id, path)
+        prefix, _, name = item_id.rpartition("/")
+        if prefix not in folder_of:
+            folder_of[prefix] = _folder_meaning(prefix, truth_from_subfolders)
+        label, folder_tags = folder_of[prefix]
+        name_words = words_of_name(os.path.splitext(name)[0])
         title = embedded.pop("title", "") or name_words
-        folders = relative.parts[:-1]
-        label = ""
-        if truth_from_subfolders:
-            label = next((key for key in map(class_of_folder, reversed(folders)) if key), "")
-            folders = tuple(part for part in folders if not class_of_folder(part))
-        folder_tags = [words_of_name(part) for part in folders]
         genre = embedded.pop("genre", "")
         description = embedded.pop("comment", "")
         if title != name_words:
             description = f"{description} {name_words}".strip()
-        rows.append({
-            "id": relative.as_posix(), "audio_path": str(path), "title": title,
-            "tags": " ".join([*folder_tags, *([genre] if genre else [])]),
-            "description": description, "duration_s": duration, "label": label,
-            **embedded,
-        })
+        for column, value in (("title", title), ("tags", " ".join([*folder_tags, *([genre] if genre else [])])),
+                              ("description", description), ("duration_s", duration), ("label", label)):
+            columns[column].append(value)
+        for tag, value in embedded.items():
+            extra.setdefault(tag, {})[k] = value
     jobs.report(job, "read tags", len(paths), len(paths))
+    cache.save()
 
-    found = pd.DataFrame(rows)
-    table = empty_table(len(found))
-    for column in found.columns:
-        values = found[column]
-        table[column] = values if column == "duration_s" else values.fillna("").astype(str)
+    table = empty_table(len(paths))
+    table["id"] = pd.Series(relative, dtype=object).astype(str)
+    table["audio_path"] = pd.Series(paths, dtype=object).astype(str)
+    for column, values in columns.items():
+        table[column] = values if column == "duration_s" else pd.Series(values, dtype=object).astype(str)
+    for tag, values in extra.items():
+        if tag not in table.columns:   # a tag named like a standard column never replaces it
+            table[tag] = pd.Series([values.get(k, "") for k in range(len(paths))], dtype=object).astype(str)
     table["source"] = "folder"
     if truth_from_subfolders:
         notes.extend(_truth_notes(table))
     table["duration_s"] = table["duration_s"].astype(np.float64)
     return Corpus(table, root=root, kind="folder", notes=notes)
+
+
+def _folder_meaning(prefix: str, truth_from_subfolders: bool) -> tuple[str, list[str]]:
+    """(label, tags) given by the folders of a relative path prefix ("birds/robins")."""
+    folders = tuple(prefix.split("/")) if prefix else ()
+    label = ""
+    if truth_from_subfolders:
+        label = next((key for key in map(class_of_folder, reversed(folders)) if key), "")
+        folders = tuple(part for part in folders if not class_of_folder(part))
+    return label, [words_of_name(part) for part in folders]
 
 
 def _truth_notes(table: pd.DataFrame) -> list[str]:

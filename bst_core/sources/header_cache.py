@@ -1,0 +1,136 @@
+"""Remembered file headers of a folder of sounds (embedded tags, duration), so reopening a folder of
+100k files does not reopen every file (the one owner of this cache's file format).
+
+File: ``cache_dir()/headers/<folder_key(root)>.json``, written atomically (:mod:`bst_core.atomic`)::
+
+    {"format": "bst-header-cache", "format_version": 1, "reader": READER, "root": "/abs/root",
+     "ids": [...], "size": [...], "mtime_ns": [...], "ctime_ns": [...], "inode": [...], "device": [...],
+     "duration": [...], "tags": [{...}, ...]}
+
+An entry is used only when the file's size, mtime_ns, ctime_ns, inode and device all equal what was
+recorded (the stamp :func:`stamp_of` takes from ``os.stat``); any difference, even a file rewritten
+with the same size and its mtime set back, changes ctime_ns, so the header is read again. Headers of
+files changed less than :data:`RACY_NS` before they were read are not remembered (a rewrite within
+the file system's timestamp resolution could keep the stamp), nor are headers that could not be read.
+A cache file of another format, reader version or root, or one that cannot be parsed, is ignored and
+written anew: it only ever saves reading headers that the stamps prove unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bst_core import atomic, paths
+
+FORMAT = "bst-header-cache"
+FORMAT_VERSION = 1
+READER = 1
+"""Version of what :func:`bst_core.sources.folder._embedded` extracts; bump it when that changes."""
+RACY_NS = 3_000_000_000
+"""A header read less than this long after its file last changed is not remembered (3 s covers
+file systems with 2 s timestamps)."""
+
+Stamp = tuple[int, int, int, int, int]
+"""``(size, mtime_ns, ctime_ns, inode, device)`` of a file."""
+Header = tuple[dict[str, str], float]
+"""Embedded text tags and the duration in seconds (NaN when unknown)."""
+
+
+def stamp_of(info: os.stat_result) -> Stamp:
+    """The stamp of a file from its ``os.stat`` result."""
+    return int(info.st_size), int(info.st_mtime_ns), int(info.st_ctime_ns), int(info.st_ino), int(info.st_dev)
+
+
+def cache_path(root: Path) -> Path:
+    """Where the header cache of the folder ``root`` lives."""
+    return paths.cache_dir() / "headers" / f"{paths.folder_key(root)}.json"
+
+
+@dataclass
+class HeaderCache:
+    """The remembered headers of one folder: :meth:`get` the ones whose stamp still matches,
+    :meth:`put` new ones, :meth:`save` once (only when something changed)."""
+
+    root: Path
+    path: Path
+    entries: dict[str, tuple[Stamp, Header]] = field(default_factory=dict)
+    fresh: dict[str, tuple[Stamp, Header]] = field(default_factory=dict)
+    changed: bool = False
+
+    @classmethod
+    def load(cls, root: Path) -> HeaderCache:
+        """The cache of ``root`` (empty when there is none or it is unusable, see the module docstring)."""
+        path = cache_path(root)
+        cache = cls(root, path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            return cache
+        cache.entries = _entries(data, str(root))
+        return cache
+
+    def get(self, item_id: str, stamp: Stamp) -> Header | None:
+        """The remembered header of ``item_id`` if its file's stamp is exactly ``stamp``, else None."""
+        entry = self.entries.get(item_id)
+        if entry is None or entry[0] != stamp:
+            return None
+        self.fresh[item_id] = entry
+        return entry[1][0].copy(), entry[1][1]
+
+    def put(self, item_id: str, stamp: Stamp, header: Header, *, read_at_ns: int, readable: bool) -> None:
+        """Remember ``header`` read at ``read_at_ns`` (``time.time_ns()`` before reading) from a file
+        stamped ``stamp``; skipped for unreadable files and files changed within :data:`RACY_NS`."""
+        self.changed = True
+        if readable and read_at_ns - max(stamp[1], stamp[2]) >= RACY_NS:
+            self.fresh[item_id] = (stamp, (dict(header[0]), header[1]))
+
+    def save(self) -> None:
+        """Write the headers used or read in this pass (files gone are dropped); nothing when none changed."""
+        if not self.changed and len(self.fresh) == len(self.entries):
+            return
+        ids = list(self.fresh)
+        stamps = [self.fresh[i][0] for i in ids]
+        headers = [self.fresh[i][1] for i in ids]
+        data = {"format": FORMAT, "format_version": FORMAT_VERSION, "reader": READER, "root": str(self.root),
+                "ids": ids, **{name: [s[k] for s in stamps] for k, name in enumerate(_STAMP_FIELDS)},
+                "duration": [None if math.isnan(d) else d for _, d in headers], "tags": [t for t, _ in headers]}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):   # a cache that cannot be written costs only speed next time
+            atomic.write_text(self.path, json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+        self.entries, self.changed = dict(self.fresh), False
+
+
+_STAMP_FIELDS = ("size", "mtime_ns", "ctime_ns", "inode", "device")
+
+
+def _entries(data: object, root: str) -> dict[str, tuple[Stamp, Header]]:
+    """The entries of a parsed cache file ({} unless it is this format, version, reader and root and
+    every column is a list of the right length and types)."""
+    if not isinstance(data, dict) or (data.get("format"), data.get("format_version"), data.get("reader"),
+                                      data.get("root")) != (FORMAT, FORMAT_VERSION, READER, root):
+        return {}
+    columns = [data.get(name) for name in ("ids", *_STAMP_FIELDS, "duration", "tags")]
+    if not all(isinstance(c, list) for c in columns) or len({len(c) for c in columns}) != 1:
+        return {}
+    ids, *stamp_columns, durations, tags = columns
+    entries: dict[str, tuple[Stamp, Header]] = {}
+    for k, item_id in enumerate(ids):
+        stamp = tuple(c[k] for c in stamp_columns)
+        duration, item_tags = durations[k], tags[k]
+        if not (isinstance(item_id, str) and all(type(v) is int for v in stamp) and isinstance(item_tags, dict)
+                and all(isinstance(v, str) for v in item_tags.values())
+                and (duration is None or type(duration) in (int, float))):
+            return {}
+        entries[item_id] = (stamp, (item_tags, float("nan") if duration is None else float(duration)))  # type: ignore[arg-type]
+    return entries
+
+
+def now_ns() -> int:
+    """The wall clock in ns, as file timestamps are kept."""
+    return time.time_ns()
