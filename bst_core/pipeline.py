@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from bst_core.ensemble import Ensemble
     from bst_core.extraction import ExtractSummary
     from bst_core.ray_extract import RayOptions
+    from bst_core.store import EmbeddingStore
     from bst_core.training import FoldEngine
 
 PathLike = str | os.PathLike[str]
@@ -66,6 +67,7 @@ def open_source(path: PathLike, *, store: PathLike | None = None, require_embedd
     """
     from bst_core.sources import attach_store
     from bst_core.sources import open_source as read_source
+    from bst_core.store import EmbeddingStore
 
     source = Path(path).expanduser().absolute()
     if not source.exists():
@@ -73,21 +75,23 @@ def open_source(path: PathLike, *, store: PathLike | None = None, require_embedd
                             "folder of sounds or metadata CSV.")
     corpus = read_source(source, truth_from_subfolders=truth_from_subfolders, job=job)
     if store is not None:
-        problem = _store_problem(corpus, Path(store))
+        opened = EmbeddingStore.open(store)
+        problem = _store_problem(corpus, opened)
         if problem:
             raise BadInputError(f"{problem} Run `bst extract {source} --out {store}` to bring it up to date.")
-        corpus = attach_store(corpus, store)
+        corpus = attach_store(corpus, opened)
         corpus.store = Path(store)
     elif corpus.audio is None and corpus.text is None:
         for encoder in ENCODER_NAMES:
             candidate = store_path_for(source, encoder)
             if not (candidate / "manifest.json").is_file():
                 continue
-            problem = _store_problem(corpus, candidate)
+            opened = EmbeddingStore.open(candidate)
+            problem = _store_problem(corpus, opened)
             if problem:   # never attach vectors of other files: open without, and say why
                 corpus.notes.append(f"{problem} Extract the embeddings again to use them.")
                 continue
-            corpus = attach_store(corpus, candidate)
+            corpus = attach_store(corpus, opened)
             corpus.store = candidate
             break
     if require_embeddings and corpus.audio is None and corpus.text is None:
@@ -99,14 +103,14 @@ def open_source(path: PathLike, *, store: PathLike | None = None, require_embedd
     return corpus
 
 
-def _store_problem(corpus: Corpus, store_path: Path) -> str:
+def _store_problem(corpus: Corpus, store: EmbeddingStore) -> str:
     """Why the store cannot supply ``corpus``'s embeddings ("" when it can): sounds it lacks, or
     sounds whose file or text changed since they were embedded."""
     from bst_core.extraction import stale_items
     from bst_core.sources.bsd import examples
-    from bst_core.store import EmbeddingStore
 
-    missing, changed = stale_items(corpus, EmbeddingStore.open(store_path))
+    store_path = store.path
+    missing, changed = stale_items(corpus, store)
     parts = []
     if missing:
         parts.append(f"{len(missing)} of {len(corpus)} sounds are not in it (e.g. {examples(missing)})")

@@ -88,12 +88,13 @@ def open_source(path: str | os.PathLike[str], *, store: str | os.PathLike[str] |
     return corpus if store is None else attach_store(corpus, store)
 
 
-def attach_store(corpus: Corpus, store_path: str | os.PathLike[str]) -> Corpus:
-    """A copy of ``corpus`` with audio/text (and encoder) from the store, in the corpus's row order.
+def attach_store(corpus: Corpus, store_path: str | os.PathLike[str] | EmbeddingStore) -> Corpus:
+    """A copy of ``corpus`` with audio/text (and encoder) from the store (a path, or a store already
+    open), in the corpus's row order.
 
     Every id must be in the store; otherwise :class:`BadInputError` says to run ``bst extract``.
     """
-    store = EmbeddingStore.open(store_path)
+    store = store_path if isinstance(store_path, EmbeddingStore) else EmbeddingStore.open(store_path)
     audio, text, found = store.load(corpus.ids)
     if not found.all():
         absent = [i for i, ok in zip(corpus.ids, found, strict=True) if not ok]
