@@ -350,23 +350,24 @@ def stale_items(corpus: Corpus, store: EmbeddingStore) -> tuple[list[str], list[
     missing = previous["status"].isna().to_numpy()
     paths = (table["audio_path"].fillna("").astype(str).tolist() if "audio_path" in table.columns
              else [""] * len(ids))
-    text_fields = table.reindex(columns=["title", "tags", "description"]).fillna("").astype(str)
-    hashes = [text_hash(text_for(*fields)) for fields in text_fields.itertuples(index=False, name=None)]
-    stored_hash = previous["text_hash"].fillna("").to_numpy(dtype=object)
-    stored_size = previous["size"].fillna(-1).to_numpy(dtype=np.int64)
-    stored_mtime = previous["mtime_ns"].fillna(0).to_numpy(dtype=np.int64)
+    fields = [table[c].fillna("").astype(str).tolist() if c in table.columns else [""] * len(ids)
+              for c in ("title", "tags", "description")]
+    stored_hash = previous["text_hash"].fillna("").to_numpy(dtype=object).tolist()
+    stored_size = previous["size"].fillna(-1).to_numpy(dtype=np.int64).tolist()
+    stored_mtime = previous["mtime_ns"].fillna(0).to_numpy(dtype=np.int64).tolist()
     changed = []
-    for k, path in enumerate(paths):
+    stat = os.stat
+    for k, (path, title, tags, description) in enumerate(zip(paths, *fields, strict=True)):
         if missing[k]:
             continue
-        if stored_hash[k] and stored_hash[k] != hashes[k]:
+        if stored_hash[k] and stored_hash[k] != text_hash(text_for(title, tags, description)):
             changed.append(ids[k])
             continue
         try:
-            info = os.stat(path) if path else None
+            info = stat(path) if path else None
         except OSError:
             info = None
-        size, mtime = (int(info.st_size), int(info.st_mtime_ns)) if info else (-1, 0)
-        if (size, mtime) != (int(stored_size[k]), int(stored_mtime[k])):
+        size, mtime = (info.st_size, info.st_mtime_ns) if info else (-1, 0)
+        if (size, mtime) != (stored_size[k], stored_mtime[k]):
             changed.append(ids[k])
     return [i for i, m in zip(ids, missing, strict=True) if m], changed

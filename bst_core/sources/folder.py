@@ -44,6 +44,8 @@ from bst_core.sources.header_cache import HeaderCache, now_ns, stamp_of
 from bst_core.taxonomy import BY_CODE, CLASS_KEYS, classes
 from bst_core.textfile import shorten
 
+_OWN_TAGS = frozenset({"title", "genre", "comment"})
+"""Embedded tags that go into title, tags and description rather than a column of their own."""
 _NAME_SEPARATORS = re.compile(r"[_\-\s]+")
 _NOT_ALPHANUMERIC = re.compile(r"[^0-9a-z]+")
 
@@ -175,29 +177,35 @@ def read_audio_folder(root: str | os.PathLike[str], *, truth_from_subfolders: bo
             "depth). Choose the folder that holds your sounds.")
 
     cache = HeaderCache.load(root)
+    jobs.check(job)
     columns: dict[str, list[object]] = {name: [] for name in ("title", "tags", "description", "duration_s", "label")}
+    titles, tag_texts, descriptions, durations, labels = columns.values()
     extra: dict[str, dict[int, str]] = {}   # embedded tags beyond title/genre/comment: column → {row: value}
-    folder_of: dict[str, tuple[str, list[str]]] = {}   # folder prefix → (label, folder tags)
+    folder_of: dict[str, tuple[str, list[str], str]] = {}   # folder prefix → (label, folder tags, joined)
     for k, (item_id, path) in enumerate(zip(relative, paths, strict=True)):
         if k % 256 == 0:
             jobs.check(job)
             jobs.report(job, "read tags", k, len(paths))
         embedded, duration = _header(cache, item_id, path)
         prefix, _, name = item_id.rpartition("/")
-        if prefix not in folder_of:
-            folder_of[prefix] = _folder_meaning(prefix, truth_from_subfolders)
-        label, folder_tags = folder_of[prefix]
+        meaning = folder_of.get(prefix)
+        if meaning is None:
+            meaning = folder_of[prefix] = _folder_meaning(prefix, truth_from_subfolders)
+        label, folder_tags, joined = meaning
         name_words = words_of_name(os.path.splitext(name)[0])
-        title = embedded.pop("title", "") or name_words
-        genre = embedded.pop("genre", "")
-        description = embedded.pop("comment", "")
+        title = embedded.get("title", "") or name_words
+        genre = embedded.get("genre", "")
+        description = embedded.get("comment", "")
         if title != name_words:
             description = f"{description} {name_words}".strip()
-        for column, value in (("title", title), ("tags", " ".join([*folder_tags, *([genre] if genre else [])])),
-                              ("description", description), ("duration_s", duration), ("label", label)):
-            columns[column].append(value)
+        titles.append(title)
+        tag_texts.append((f"{joined} {genre}" if folder_tags else genre) if genre else joined)
+        descriptions.append(description)
+        durations.append(duration)
+        labels.append(label)
         for tag, value in embedded.items():
-            extra.setdefault(tag, {})[k] = value
+            if tag not in _OWN_TAGS:
+                extra.setdefault(tag, {})[k] = value
     jobs.report(job, "read tags", len(paths), len(paths))
     cache.save()
 
@@ -216,14 +224,15 @@ def read_audio_folder(root: str | os.PathLike[str], *, truth_from_subfolders: bo
     return Corpus(table, root=root, kind="folder", notes=notes)
 
 
-def _folder_meaning(prefix: str, truth_from_subfolders: bool) -> tuple[str, list[str]]:
-    """(label, tags) given by the folders of a relative path prefix ("birds/robins")."""
+def _folder_meaning(prefix: str, truth_from_subfolders: bool) -> tuple[str, list[str], str]:
+    """(label, tags, tags joined by spaces) given by the folders of a relative path prefix ("birds/robins")."""
     folders = tuple(prefix.split("/")) if prefix else ()
     label = ""
     if truth_from_subfolders:
         label = next((key for key in map(class_of_folder, reversed(folders)) if key), "")
         folders = tuple(part for part in folders if not class_of_folder(part))
-    return label, [words_of_name(part) for part in folders]
+    tags = [words_of_name(part) for part in folders]
+    return label, tags, " ".join(tags)
 
 
 def _truth_notes(table: pd.DataFrame) -> list[str]:

@@ -76,12 +76,13 @@ class HeaderCache:
         return cache
 
     def get(self, item_id: str, stamp: Stamp) -> Header | None:
-        """The remembered header of ``item_id`` if its file's stamp is exactly ``stamp``, else None."""
+        """The remembered header of ``item_id`` if its file's stamp is exactly ``stamp``, else None
+        (its tags dict is the cache's own: read it, do not change it)."""
         entry = self.entries.get(item_id)
         if entry is None or entry[0] != stamp:
             return None
         self.fresh[item_id] = entry
-        return entry[1][0].copy(), entry[1][1]
+        return entry[1]
 
     def put(self, item_id: str, stamp: Stamp, header: Header, *, read_at_ns: int, readable: bool) -> None:
         """Remember ``header`` read at ``read_at_ns`` (``time.time_ns()`` before reading) from a file
@@ -119,16 +120,13 @@ def _entries(data: object, root: str) -> dict[str, tuple[Stamp, Header]]:
     if not all(isinstance(c, list) for c in columns) or len({len(c) for c in columns}) != 1:
         return {}
     ids, *stamp_columns, durations, tags = columns
-    entries: dict[str, tuple[Stamp, Header]] = {}
-    for k, item_id in enumerate(ids):
-        stamp = tuple(c[k] for c in stamp_columns)
-        duration, item_tags = durations[k], tags[k]
-        if not (isinstance(item_id, str) and all(type(v) is int for v in stamp) and isinstance(item_tags, dict)
-                and all(isinstance(v, str) for v in item_tags.values())
-                and (duration is None or type(duration) in (int, float))):
-            return {}
-        entries[item_id] = (stamp, (item_tags, float("nan") if duration is None else float(duration)))  # type: ignore[arg-type]
-    return entries
+    # stamps are only compared for equality with os.stat's integers: a value of another type never matches
+    if not (all(type(i) is str for i in ids) and all(d is None or type(d) in (int, float) for d in durations)
+            and all(type(t) is dict for t in tags) and all(type(v) is str for t in tags for v in t.values())):
+        return {}
+    nan = float("nan")
+    headers = zip(tags, (nan if d is None else float(d) for d in durations), strict=True)
+    return dict(zip(ids, zip(zip(*stamp_columns, strict=True), headers, strict=True), strict=True))  # type: ignore[arg-type]
 
 
 def now_ns() -> int:
