@@ -51,7 +51,9 @@ if [ ! -f "$stamp" ]; then
     took "build venv"
 fi
 
-# 2. The bundle.
+# 2. The bundle. Offline: importing laion_clap's modules (PyInstaller does, to list them) would
+#    otherwise ask the Hugging Face hub for tokenizers and retry for minutes without a network.
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 variant=$( ((clap)) && echo bundle-clap || echo bundle)
 BST_BUNDLE_CLAP=$clap "$VENV/bin/pyinstaller" --noconfirm --clean --log-level WARN \
     --distpath "build/$variant" --workpath "build/pyinstaller-$variant" packaging/bst-studio.spec
