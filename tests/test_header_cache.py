@@ -121,3 +121,16 @@ def test_entries_of_another_root_or_reader_are_not_used(tmp_path: Path, counted:
     data["reader"], data["root"] = header_cache.READER, str(tmp_path / "other")
     cache_file.write_text(json.dumps(data), encoding="utf-8")
     assert titles(tmp_path) == {"clip.wav": "Alpha"}
+
+
+def test_stamps_that_are_not_whole_numbers_are_not_used(tmp_path: Path, counted: list[str]) -> None:
+    wav(tmp_path / "clip.wav", "Alpha")
+    read_audio_folder(tmp_path)
+    cache_file = header_cache.cache_path(tmp_path.resolve())
+    data = json.loads(cache_file.read_text(encoding="utf-8"))
+    data["tags"] = [{"title": "Forged"}]
+    data["mtime_ns"] = [float(v) + 0.5 for v in data["mtime_ns"]]
+    cache_file.write_text(json.dumps(data), encoding="utf-8")
+    counted.clear()
+    assert titles(tmp_path) == {"clip.wav": "Alpha"}
+    assert counted == ["clip.wav"]

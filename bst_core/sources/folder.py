@@ -40,7 +40,7 @@ from bst_core.audio import AUDIO_EXTENSIONS, ffmpeg_tags
 from bst_core.corpus import Corpus, empty_table
 from bst_core.errors import BadInputError
 from bst_core.sources.bsd import examples, id_problem
-from bst_core.sources.header_cache import HeaderCache, now_ns, stamp_of
+from bst_core.sources.header_cache import Header, HeaderCache, Stamp, now_ns, stamp_of
 from bst_core.taxonomy import BY_CODE, CLASS_KEYS, classes
 from bst_core.textfile import shorten
 
@@ -139,19 +139,35 @@ def _usable(relative: list[str], paths: list[str]) -> tuple[list[str], list[str]
     return usable[0], usable[1], refused
 
 
-def _header(cache: HeaderCache, item_id: str, path: str) -> tuple[dict[str, str], float]:
-    """Tags and duration of one file: remembered when its stamp is unchanged, else read (and remembered)."""
-    try:
-        stamp = stamp_of(os.stat(path))
-    except OSError:
-        return _embedded(Path(path))
-    remembered = cache.get(item_id, stamp)
-    if remembered is not None:
-        return remembered
-    read_at = now_ns()
-    tags, duration = _embedded(Path(path))
-    cache.put(item_id, stamp, (tags, duration), read_at_ns=read_at, readable=bool(tags) or not math.isnan(duration))
-    return tags, duration
+def _headers(cache: HeaderCache, ids: list[str], paths: list[str], job: jobs.Job | None) -> list[Header]:
+    """Tags and duration of each file: remembered when its stamp is unchanged, else read (and remembered)."""
+    stamps: list[Stamp | None] = []
+    for k, path in enumerate(paths):
+        if k % 4096 == 0:
+            jobs.check(job)
+        try:
+            stamps.append(stamp_of(os.stat(path)))
+        except OSError:
+            stamps.append(None)
+    known = [k for k, stamp in enumerate(stamps) if stamp is not None]
+    remembered = cache.lookup([ids[k] for k in known], [stamps[k] for k in known])  # type: ignore[misc]
+    headers: list[Header | None] = [None] * len(paths)
+    for k, header in zip(known, remembered, strict=True):
+        headers[k] = header
+    for k, path in enumerate(paths):
+        if headers[k] is not None:
+            continue
+        if k % 64 == 0:
+            jobs.check(job)
+        if k % 256 == 0:
+            jobs.report(job, "read tags", k, len(paths))
+        read_at = now_ns()
+        tags, duration = headers[k] = _embedded(Path(path))
+        stamp = stamps[k]
+        if stamp is not None:
+            cache.put(ids[k], stamp, (tags, duration), read_at_ns=read_at,
+                      readable=bool(tags) or not math.isnan(duration))
+    return headers   # type: ignore[return-value]
 
 
 def read_audio_folder(root: str | os.PathLike[str], *, truth_from_subfolders: bool = False,
@@ -177,16 +193,16 @@ def read_audio_folder(root: str | os.PathLike[str], *, truth_from_subfolders: bo
             "depth). Choose the folder that holds your sounds.")
 
     cache = HeaderCache.load(root)
-    jobs.check(job)
+    headers = _headers(cache, relative, paths, job)
+    jobs.report(job, "read tags", len(paths), len(paths))
+    cache.save()
     columns: dict[str, list[object]] = {name: [] for name in ("title", "tags", "description", "duration_s", "label")}
     titles, tag_texts, descriptions, durations, labels = columns.values()
     extra: dict[str, dict[int, str]] = {}   # embedded tags beyond title/genre/comment: column → {row: value}
     folder_of: dict[str, tuple[str, list[str], str]] = {}   # folder prefix → (label, folder tags, joined)
-    for k, (item_id, path) in enumerate(zip(relative, paths, strict=True)):
-        if k % 256 == 0:
+    for k, (item_id, (embedded, duration)) in enumerate(zip(relative, headers, strict=True)):
+        if k % 4096 == 0:
             jobs.check(job)
-            jobs.report(job, "read tags", k, len(paths))
-        embedded, duration = _header(cache, item_id, path)
         prefix, _, name = item_id.rpartition("/")
         meaning = folder_of.get(prefix)
         if meaning is None:
@@ -206,8 +222,6 @@ def read_audio_folder(root: str | os.PathLike[str], *, truth_from_subfolders: bo
         for tag, value in embedded.items():
             if tag not in _OWN_TAGS:
                 extra.setdefault(tag, {})[k] = value
-    jobs.report(job, "read tags", len(paths), len(paths))
-    cache.save()
 
     table = empty_table(len(paths))
     table["id"] = pd.Series(relative, dtype=object).astype(str)
