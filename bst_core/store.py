@@ -132,6 +132,25 @@ def row_checks(ids: Sequence[str], audio: np.ndarray, text: np.ndarray) -> list[
     return checks
 
 
+def _copy_rows(matrix: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Rows ``start:stop`` of a memory-mapped float32 matrix as an in-memory copy: read from its file
+    with ``readinto`` (several times faster than copying through the mapping page by page), or through
+    the mapping when the file is not a plain C-ordered one any more (gone, shorter). The caller
+    verifies the rows' checksums either way."""
+    out = np.empty((stop - start, matrix.shape[1]), np.float32)
+    filename, offset = getattr(matrix, "filename", None), getattr(matrix, "offset", None)
+    if filename and isinstance(offset, int) and matrix.flags.c_contiguous and len(out):
+        view, got = memoryview(out.reshape(-1)).cast("B"), 0
+        with contextlib.suppress(OSError), open(filename, "rb", buffering=0) as handle:
+            handle.seek(offset + start * out.shape[1] * 4)
+            while got < len(view) and (count := handle.readinto(view[got:])):
+                got += count
+        if got == len(view):
+            return out
+    out[:] = matrix[start:stop]
+    return out
+
+
 def disk_full(path: Path, exc: BaseException) -> BadInputError | None:
     """The store's "disk full" error for ``exc`` (ENOSPC, or a wrapper saying so), else None."""
     cause: BaseException | None = exc
@@ -729,8 +748,8 @@ class EmbeddingStore:
             in_order = np.array_equal(pos, np.arange(pos[0], pos[0] + len(pos)))
             if in_order and (latest["src"].to_numpy()[where] == 0).all():
                 # every id, consolidated, in row order (a source reopened): one sequential copy, no scatter
-                rows = slice(int(pos[0]), int(pos[0]) + len(pos))
-                audio, text = np.array(self._audio[rows]), np.array(self._text[rows])
+                start, stop = int(pos[0]), int(pos[0]) + len(pos)
+                audio, text = _copy_rows(self._audio, start, stop), _copy_rows(self._text, start, stop)
                 self._verify(ids, audio, text, where)
                 return audio, text, found
         audio = np.zeros((len(where), self.encoder.audio_dim), np.float32)

@@ -24,6 +24,8 @@ _RAW_LIMIT = 4 * MAX_FIELD_CHARS
 """Raw characters read from a field: room for markup around MAX_FIELD_CHARS of text."""
 _SPACE = re.compile(r"\s+")
 _TAG_SPLIT = re.compile(r"[\s,;]+")
+_TAG_MARKS = ("<", "&", "[", ",", ";")
+"""Characters after which tags need :func:`split_tags` (markup, a list literal, separators other than spaces)."""
 _BLOCK_TAGS = frozenset({"br", "p", "div", "li", "ul", "ol", "tr", "td", "h1", "h2", "h3", "h4", "hr"})
 
 
@@ -81,5 +83,12 @@ def split_tags(tags: object) -> list[str]:
 
 def text_for(title: object, tags: object, description: object) -> str:
     """``title tags description`` as one clean line; any field may be empty, None or NaN."""
-    fields = (strip_html(title), " ".join(split_tags(tags)), strip_html(description))
+    if (type(title) is str and type(tags) is str and type(description) is str
+            and len(title) <= MAX_FIELD_CHARS and len(tags) <= MAX_FIELD_CHARS and len(description) <= MAX_FIELD_CHARS
+            and "<" not in title and "&" not in title and "<" not in description and "&" not in description
+            and not any(mark in tags for mark in _TAG_MARKS)):
+        # plain short text (most rows): the same result as below, whitespace collapsed by str.split
+        fields = (" ".join(title.split()), " ".join(tags.split()), " ".join(description.split()))
+    else:
+        fields = (strip_html(title), " ".join(split_tags(tags)), strip_html(description))
     return " ".join(field for field in fields if field)
