@@ -84,10 +84,10 @@ def test_latin1_evaluation_metadata_exports_real_ids_not_file_paths(
     lines[1] = lines[1] + " café"
     meta.write_bytes(("\n".join(lines) + "\n").encode("latin-1", errors="replace"))
     out = tmp_path / "submission"
-    assert main(["export", str(partial_run), str(latin), "--label", LABEL, "--out", str(out), "-q",
+    assert main(["export", str(partial_run), str(latin), "--label", LABEL, "--out", str(out),
                  "--allow-partial"]) == EXIT_OK
     err = capsys.readouterr().err
-    assert "cp1252" in err
+    assert "cp1252" in err   # a note: on stderr without --quiet (with it, only in --json's notes)
     ids = read_submission_csv(out / "task1" / LABEL / f"{LABEL}.output.csv")["id"].tolist()
     assert all("/" not in i and not i.endswith(".wav") for i in ids)
     assert sorted(ids) == sorted(pipeline.open_source(eval_root).ids)   # the metadata's anonymous ids
