@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from PySide6.QtCore import QCoreApplication, QObject, Qt, QTimer
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QDockWidget, QMenu
 
@@ -335,7 +335,7 @@ class Analysis(QObject):
         window.library_view.words_search.connect(self.search_words)
         window.session.subscribe(self._session_changed)
         window.stack.currentChanged.connect(lambda _i: self._follow_page())
-        window.closing.connect(self._window_closing)
+        window.installEventFilter(self)
         app = QCoreApplication.instance()
         if app is not None:            # quitting: a job that cannot stop yet (UMAP, a model loading) is given up
             app.aboutToQuit.connect(self.jobs.abandon)
@@ -416,12 +416,13 @@ class Analysis(QObject):
                 dock.setVisible(visible)
             self._hidden_on_welcome = {}
 
-    def _window_closing(self) -> None:
-        """The user agreed to close (not called when they answer No to quitting during a job)."""
-        self.jobs.cancel()         # quiet work only: nothing to keep
-        for dock, visible in self._hidden_on_welcome.items():   # the layout is saved as on the library page
-            dock.setVisible(visible)
-        self._hidden_on_welcome = {}
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.window and event.type() == QEvent.Type.Close:
+            self.jobs.cancel()         # quiet work only: nothing to keep; the window asks about its own job
+            for dock, visible in self._hidden_on_welcome.items():   # the layout is saved as on the library page
+                dock.setVisible(visible)
+            self._hidden_on_welcome = {}
+        return False
 
     def close(self) -> None:
         self.jobs.shutdown()
