@@ -172,6 +172,13 @@ class _Worker(QObject):
                 self.cancelled.emit()
             else:
                 self.succeeded.emit(result)
+        finally:
+            # The thread ends with its work, whoever is left to hear about it: the queued signals
+            # above still reach a live runner, and a runner deleted meanwhile (its window closed)
+            # no longer leaves a thread idling in its event loop for ever.
+            thread = QThread.currentThread()
+            if thread is not None:
+                thread.quit()
 
 
 class JobRunner(QObject):

@@ -471,6 +471,39 @@ def test_job_errors_become_readable_messages(qtbot: Any) -> None:
     runner.shutdown()
 
 
+def test_a_job_whose_runner_is_deleted_still_ends_its_thread(qtbot: Any) -> None:
+    """A view closed while its background job runs: the job's thread ends with the work (it used to
+    idle in its event loop for ever, and Qt aborted the process at exit)."""
+    import threading
+
+    from PySide6.QtCore import QObject
+
+    from bst_gui import jobs as gui_jobs
+
+    owner = QObject()
+    runner = JobRunner(owner)
+    release, seen = threading.Event(), []
+
+    def slow(job: Any) -> str:
+        seen.append(job)
+        release.wait(30)
+        return "done"
+
+    before = gui_jobs.threads_left_running()
+    assert runner.start("Slow", slow)
+    qtbot.waitUntil(lambda: bool(seen))
+    owner.deleteLater()                    # the runner goes with its owner while the work still runs
+    qtbot.waitUntil(lambda: not shiboken_valid(runner), timeout=5_000)
+    release.set()
+    qtbot.waitUntil(lambda: gui_jobs.threads_left_running() == before, timeout=10_000)
+
+
+def shiboken_valid(obj: Any) -> bool:
+    import shiboken6
+
+    return shiboken6.isValid(obj)
+
+
 def test_progress_helpers() -> None:
     assert Progress("fold 2/4", 5, 10).overall_fraction == pytest.approx(1.5 / 4)
     assert Progress("extract", 3, 4).overall_fraction == pytest.approx(0.75)

@@ -110,7 +110,11 @@ def _close_and_settle(window) -> None:
     for timer in window.findChildren(QTimer):
         timer.stop()
     window.close()
+    import shiboken6
+
     for runner in window.findChildren(JobRunner):
+        if not shiboken6.isValid(runner):   # deleted with its view while the window closed
+            continue
         if runner.busy:
             runner.cancel()
         assert runner.wait(60_000), f"job {runner.title!r} did not end"
