@@ -299,11 +299,11 @@ class RunWriter:
         """
         run_dir = Path(run_dir)
         run_file = run_dir / RUN_FILE
-        if not run_file.is_file() and run_dir.exists() and any(p.name != locking.LOCK_NAME for p in run_dir.iterdir()):
-            raise BadInputError(f"{run_dir} is not empty and is not a run folder: choose a new or empty folder.")
         run_dir.mkdir(parents=True, exist_ok=True)
-        with locking.exclusive(run_dir, "run folder"):
-            atomic.clean_stale_tmp(run_dir)
+        with locking.exclusive(run_dir, "run folder"):   # checked under the lock: another process
+            atomic.clean_stale_tmp(run_dir)               # starting this run may be writing run.json now
+            if not run_file.is_file() and any(p.name != locking.LOCK_NAME for p in run_dir.iterdir()):
+                raise BadInputError(f"{run_dir} is not empty and is not a run folder: choose a new or empty folder.")
             for folder in run_dir.glob("fold_*"):   # folds no other process is training now
                 with contextlib.suppress(BadInputError), locking.exclusive(folder, "fold", timeout=0):
                     atomic.clean_stale_tmp(folder)

@@ -97,6 +97,28 @@ def test_two_only_fold_processes_into_one_folder_both_land(tmp_path: Path) -> No
     assert sorted(run.oof()["fold"].unique().tolist()) == [1, 2]
 
 
+def test_a_folder_of_other_files_is_refused_and_a_killed_starts_temp_file_is_not(tmp_path: Path) -> None:
+    import os
+
+    from bst_core.atomic import STALE_TMP_SECONDS
+
+    corpus = make_corpus(n_per_class=8, dim=16)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(BadInputError, match="not empty and is not a run folder"):
+        pipeline.cross_validate(corpus, other, FAST)
+    assert sorted(p.name for p in other.iterdir() if p.name != ".lock") == ["notes.txt"]
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    stale = killed / ".run.json.abc.tmp"                 # a start killed while writing run.json
+    stale.write_text("{")
+    old = stale.stat().st_mtime - STALE_TMP_SECONDS - 60
+    os.utime(stale, (old, old))
+    pipeline.cross_validate(corpus, killed, FAST)
+    assert RunFolder(killed).status == "complete" and not stale.exists()
+
+
 def test_the_same_fold_trained_twice_at_once_is_refused(tmp_path: Path) -> None:
     from dataclasses import replace
 
