@@ -18,6 +18,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QEventLoop, QObject, Qt, QThread, QTimer, Signal, Slot
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
@@ -263,12 +264,20 @@ class JobRunner(QObject):
         """Process events until the job has ended (True) or ``timeout_ms`` passed (False)."""
         if not self.busy:
             return True
+        thread, deadline = self._thread, time.monotonic() + timeout_ms / 1000
         loop = QEventLoop()
-        self.finished.connect(loop.quit)
-        QTimer.singleShot(timeout_ms, loop.quit)
+        poll = QTimer()
+        poll.setInterval(10)
+        poll.timeout.connect(lambda: (not shiboken6.isValid(self) or not self.busy
+                                      or time.monotonic() >= deadline) and loop.quit())
+        poll.start()
         loop.exec()
-        self.finished.disconnect(loop.quit)
-        return not self.busy
+        poll.stop()
+        if shiboken6.isValid(self):
+            return not self.busy
+        # deleted with its owner while waiting: nothing reports the job now, its thread ends with the work
+        left_ms = max(0, round((deadline - time.monotonic()) * 1000))
+        return thread is None or not shiboken6.isValid(thread) or thread.wait(left_ms)
 
     def _end(self) -> tuple[str, Callable[[Any], None] | None]:
         """Forget the finished job; its thread winds down on its own (never waited for here).

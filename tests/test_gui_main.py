@@ -489,12 +489,17 @@ def test_a_job_whose_runner_is_deleted_still_ends_its_thread(qtbot: Any) -> None
         release.wait(30)
         return "done"
 
+    from PySide6.QtCore import QTimer
+
     before = gui_jobs.threads_left_running()
     assert runner.start("Slow", slow)
     qtbot.waitUntil(lambda: bool(seen))
-    owner.deleteLater()                    # the runner goes with its owner while the work still runs
-    qtbot.waitUntil(lambda: not shiboken_valid(runner), timeout=5_000)
-    release.set()
+    import shiboken6
+
+    QTimer.singleShot(50, lambda: shiboken6.delete(owner))   # the runner goes with its owner mid-wait
+    threading.Timer(0.3, release.set).start()
+    assert runner.wait(20_000)                 # ends when the work ends, not at the timeout
+    assert not shiboken_valid(runner)
     qtbot.waitUntil(lambda: gui_jobs.threads_left_running() == before, timeout=10_000)
 
 
