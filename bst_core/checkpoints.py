@@ -92,6 +92,14 @@ class CheckpointNotFound(BadInputError):
         self.path, self.given = path, given
 
 
+class UnusableDownload(BadInputError):
+    """A downloaded checkpoint that does not read as LAION-CLAP (``reason``); ``part`` was removed."""
+
+    def __init__(self, url: str, part: Path, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.url, self.part, self.reason = url, part, reason
+
+
 def find_clap_checkpoint(explicit: str | os.PathLike[str] | None = None) -> Path:
     """The checkpoint: ``explicit``, else ``$BST_CLAP_CHECKPOINT``, else the user data folder.
 
@@ -220,9 +228,10 @@ def download_clap_checkpoint(dest: str | os.PathLike[str] | None = None, *, job:
         try:
             load_clap_state_dict(part)
         except BadInputError as exc:
-            raise BadInputError(f"The file downloaded from {url} is not a usable LAION-CLAP checkpoint "
-                                f"({exc}); the download {part} was removed. Try again later, or download it "
-                                f"yourself and pass --checkpoint PATH.") from exc
+            raise UnusableDownload(url, part, str(exc),
+                                   f"The file downloaded from {url} is not a usable LAION-CLAP checkpoint "
+                                   f"({exc}); the download {part} was removed. Try again later, or download it "
+                                   f"yourself and pass --checkpoint PATH.") from exc
         os.replace(part, target)
     finally:
         with contextlib.suppress(FileNotFoundError):

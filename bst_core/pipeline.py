@@ -78,7 +78,8 @@ def open_source(path: PathLike, *, store: PathLike | None = None, require_embedd
         opened = EmbeddingStore.open(store)
         problem = _store_problem(corpus, opened)
         if problem:
-            raise BadInputError(f"{problem} Run `bst extract {source} --out {store}` to bring it up to date.")
+            raise StoreOutOfDate(source, Path(store), problem,
+                                 f"{problem} Run `bst extract {source} --out {store}` to bring it up to date.")
         corpus = attach_store(corpus, opened)
         corpus.store = Path(store)
     elif corpus.audio is None and corpus.text is None:
@@ -96,10 +97,10 @@ def open_source(path: PathLike, *, store: PathLike | None = None, require_embedd
             break
     if require_embeddings and corpus.audio is None and corpus.text is None:
         why = [n for n in corpus.notes if "embedding" in n.lower() or ".npy" in n]
-        raise BadInputError(
-            f"{source} has no usable embeddings{' (' + ' '.join(why) + ')' if why else ''}. Compute them first: "
-            f"`bst extract {source}` (add --encoder clap for the challenge's CLAP embeddings); in the app, "
-            "Source → Extract embeddings.")
+        detail = f" ({' '.join(why)})" if why else ""
+        raise NoEmbeddingsError(source, detail,
+            f"{source} has no usable embeddings{detail}. Compute them first: "
+            f"`bst extract {source}` (add --encoder clap for the challenge's CLAP embeddings).")
     return corpus
 
 
@@ -221,6 +222,22 @@ def load_ensemble(run_dir: PathLike, *, allow_partial: bool = True, device: str 
             f"{', '.join(map(str, missing))}; status {run.status!r}). Finish it with `bst train` into the same "
             "folder, or pass --allow-partial (the package then says how many fold models it used).")
     return Ensemble.from_run(run.path, device=device)
+
+
+class StoreOutOfDate(BadInputError):
+    """The embedding store given for a source does not fit it (``problem`` says how)."""
+
+    def __init__(self, source: Path, store: Path, problem: str, message: str) -> None:
+        super().__init__(message)
+        self.source, self.store, self.problem = source, store, problem
+
+
+class NoEmbeddingsError(BadInputError):
+    """A source with no usable embeddings where a job needs them (``detail``: why, or "")."""
+
+    def __init__(self, source: Path, detail: str, message: str) -> None:
+        super().__init__(message)
+        self.source, self.detail = source, detail
 
 
 class PartialRunError(BadInputError):

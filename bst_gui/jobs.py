@@ -88,8 +88,8 @@ def warm_up_imports(modules: Sequence[str] = WARM_UP_MODULES) -> threading.Threa
 def gui_wording(exc: BaseException) -> str:
     """The app's own words for core errors whose message names command-line flags ("" for others):
     the typed errors carry what happened, the app says what to do in its dialogs."""
-    from bst_core.checkpoints import CheckpointNotFound
-    from bst_core.pipeline import PartialRunError
+    from bst_core.checkpoints import CheckpointNotFound, UnusableDownload
+    from bst_core.pipeline import NoEmbeddingsError, PartialRunError, StoreOutOfDate
 
     if isinstance(exc, CheckpointNotFound):
         if exc.given == "explicit":
@@ -100,6 +100,15 @@ def gui_wording(exc: BaseException) -> str:
                     "that variable, then start BST Studio again.")
         return (f"The CLAP checkpoint was not found (looked for {exc.path}). In the Extract dialog pick the file "
                 "(Browse…), or tick “Download the checkpoint from Hugging Face if it is missing”.")
+    if isinstance(exc, UnusableDownload):
+        return (f"The file downloaded from {exc.url} is not a usable LAION-CLAP checkpoint ({exc.reason}); it was "
+                "removed. Try again later, or download it yourself and pick it in the Extract dialog (Browse…).")
+    if isinstance(exc, NoEmbeddingsError):
+        return (f"{exc.source} has no usable embeddings{exc.detail}. Compute them first: Analysis › Extract "
+                "embeddings… (Ctrl+E); choose the CLAP encoder for the challenge's embeddings.")
+    if isinstance(exc, StoreOutOfDate):
+        return (f"{exc.problem} Extract the embeddings again to bring them up to date: Analysis › Extract "
+                "embeddings… (Ctrl+E).")
     if isinstance(exc, PartialRunError):
         return (f"{exc.run_dir} is a partial run: {exc.done} of {exc.folds} folds finished (missing "
                 f"{', '.join(map(str, exc.missing))}). Finish it first: Analysis › Cross-validate… with this run "

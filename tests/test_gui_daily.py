@@ -401,6 +401,24 @@ def test_core_refusals_that_name_cli_flags_are_told_in_the_apps_words(tmp_path: 
     partial = PartialRunError(tmp_path / "run", 2, 5, [3, 4, 5], "… pass --allow-partial")
     message, _ = describe_error(partial)
     assert "--" not in message and "Analysis › Cross-validate…" in message and "3, 4, 5" in message
+    # a source without embeddings, a store of other files, an unusable download: the app's menus
+    from bst_core import pipeline
+    from bst_core.checkpoints import UnusableDownload
+
+    sounds = tmp_path / "sounds"
+    sounds.mkdir()
+    sf.write(sounds / "a.wav", np.zeros(4410, dtype=np.float32), 44100)
+    with pytest.raises(pipeline.NoEmbeddingsError) as caught:
+        pipeline.open_source(sounds, require_embeddings=True)
+    assert "bst extract" in str(caught.value)
+    message, _ = describe_error(caught.value)
+    assert "--" not in message and "bst " not in message and "Analysis › Extract embeddings…" in message
+    stale = pipeline.StoreOutOfDate(sounds, tmp_path / "s.store", "The store holds other files.", "… --out X")
+    message, _ = describe_error(stale)
+    assert "--" not in message and "The store holds other files." in message and "Extract embeddings" in message
+    download = UnusableDownload("https://example.org/x.pt", tmp_path / ".x.part", "no state dict", "… --checkpoint")
+    message, _ = describe_error(download)
+    assert "--" not in message and "Browse…" in message and "no state dict" in message
 
 
 def test_cross_validation_status_speaks_percent(qtbot: Any, window: MainWindow, bsd_root: Path,
