@@ -10,6 +10,7 @@ and Enter does the same.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pandas as pd
 from PySide6.QtCore import QEvent, QPoint, QRect, QSize, Qt, Signal
@@ -24,6 +25,8 @@ from bst_gui.confusion_view import ensure_visible, is_dark, paint_chip, top_colo
 _ROW_HEIGHT = 26
 _GROUP_HEIGHT = 20
 _MIN_SCALE = 0.8
+TICK_LABEL_GAP = 4
+"""Pixels kept free between two percent-tick labels."""
 
 
 class ClassBars(QWidget):
@@ -261,10 +264,8 @@ class ClassBars(QWidget):
             tx = bar_x + int(bar_w * tick / 100)
             painter.setPen(QPen(grid, 1, Qt.PenStyle.DotLine))
             painter.drawLine(tx, first - 4, tx, last + 2)
-            painter.setPen(muted)
-            label = f"{tick}%" if tick in (0, 100) else str(tick)
-            width = metrics.horizontalAdvance(label)
-            left = tx if tick == 0 else tx - width if tick == 100 else tx - width // 2
+        painter.setPen(muted)
+        for left, label in tick_labels(bar_x, bar_w, metrics.horizontalAdvance):
             painter.drawText(QPoint(left, last + 4 + metrics.ascent()), label)
 
     def _paint_groups(self, painter: QPainter) -> None:
@@ -440,3 +441,21 @@ def _missing_text(row: pd.Series, absent: str) -> str:
 
 
 __all__ = ["ClassBars"]
+
+
+def tick_labels(bar_x: int, bar_w: int, text_width: Callable[[str], int]) -> list[tuple[int, str]]:
+    """``(left x, text)`` of the percent-tick labels under bars ``bar_w`` wide at ``bar_x``.
+
+    0 % and 100 % always; 50, 25 and 75 only where they keep :data:`TICK_LABEL_GAP` from the
+    labels already placed (a narrow bar column would print "75100%").
+    """
+    placed: list[tuple[int, int, str]] = []
+    for tick in (0, 100, 50, 25, 75):
+        tx = bar_x + int(bar_w * tick / 100)
+        label = f"{tick}%" if tick in (0, 100) else str(tick)
+        width = text_width(label)
+        left = tx if tick == 0 else tx - width if tick == 100 else tx - width // 2
+        if any(left < right + TICK_LABEL_GAP and other < left + width + TICK_LABEL_GAP for other, right, _ in placed):
+            continue
+        placed.append((left, left + width, label))
+    return [(left, label) for left, _, label in sorted(placed)]

@@ -65,6 +65,8 @@ DEFAULT_ABSTAIN_THRESHOLD = 0.5
 CLOSE_WAIT_MS = 1000
 """On quitting during a job: how long the cancelled job may take to reach its next safe point
 before it is abandoned (a torch step is not waited for; every core writer is atomic)."""
+STATUS_GAP = 16
+"""Pixels between a status-bar message and the permanent entries on its right."""
 APP_TITLE = "BST Studio"
 
 Opened = tuple[Corpus, Workspace | None, list[str]]
@@ -157,6 +159,8 @@ class MainWindow(QMainWindow):
         self.source_label.setObjectName("muted")
         self.silent_label = QLabel("no sound output")
         self.silent_label.setObjectName("notice")
+        for widget in (self.job_status, self.source_label):   # a gap after a long message on the left
+            widget.setContentsMargins(STATUS_GAP, 0, 0, 0)
         self.statusBar().addPermanentWidget(self.job_status)
         self.statusBar().addPermanentWidget(self.source_label)
         self.statusBar().addPermanentWidget(self.silent_label)

@@ -139,7 +139,7 @@ def main() -> int:
     assert window.corpus is not None, "the demo corpus did not open"
     demo = window.corpus
     config = TrainConfig(folds=args.folds, epochs=args.epochs, patience=None)
-    window.start_cross_validation(config, work / "run")
+    window.start_cross_validation(config, work / "demo-3-folds")
     wait_job(app, window)
     assert window.result is not None, "cross-validation did not finish"
 

@@ -429,3 +429,16 @@ def test_cross_validation_status_speaks_percent(qtbot: Any, window: MainWindow, 
     message = window.statusBar().currentMessage()
     assert message.startswith("Cross-validation finished: hF ") and "%" in message
     assert "No prediction yet" not in window.clip_panel.guesses.text()     # the clip panel follows at once
+
+
+def test_a_long_status_message_keeps_a_gap_before_the_source_entry(qtbot: Any, window: MainWindow,
+                                                                    bsd_root: Path) -> None:
+    from bst_gui.main_window import STATUS_GAP
+
+    open_source(qtbot, window, bsd_root)
+    window.resize(SMALL_SCREEN)
+    window.statusBar().showMessage("Relabel next: the relabel keys label the clip and move on; Space plays. " * 3)
+    qtbot.wait(20)
+    label = window.source_label
+    text_left = label.mapTo(window.statusBar(), label.contentsRect().topLeft()).x()
+    assert text_left - label.geometry().left() >= STATUS_GAP   # the label's text starts after its gap

@@ -3,6 +3,7 @@ the adapter over a run's metrics.json, live training curves."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 from types import SimpleNamespace
@@ -458,3 +459,19 @@ def test_the_class_bars_work_from_the_keyboard(qtbot) -> None:
     with qtbot.waitSignal(bars.class_clicked, timeout=1000) as blocker:
         qtbot.keyClick(bars, Qt.Key.Key_Return)
     assert blocker.args == [CLASS_KEYS[2]]
+
+
+def test_percent_tick_labels_never_overlap_on_a_narrow_bar_column(qtbot) -> None:
+    from PySide6.QtGui import QFontMetrics
+
+    from bst_gui.class_bars import TICK_LABEL_GAP, tick_labels
+
+    metrics = QFontMetrics(ClassBars().font())
+    for bar_w in (60, 90, 140, 400):
+        labels = tick_labels(10, bar_w, metrics.horizontalAdvance)
+        texts = [text for _, text in labels]
+        assert texts[0] == "0%" and texts[-1] == "100%"
+        spans = [(left, left + metrics.horizontalAdvance(text)) for left, text in labels]
+        for (_, right), (left, _) in itertools.pairwise(spans):
+            assert left >= right + TICK_LABEL_GAP, (bar_w, labels)
+    assert [text for _, text in tick_labels(10, 400, metrics.horizontalAdvance)] == ["0%", "25", "50", "75", "100%"]
