@@ -8,12 +8,16 @@ hidden size 128 it has 7,319,513 trainable parameters (``both``) or 3,698,647 (o
 Every dropout is a :class:`Dropout` that knows its width, so the masks of one training step can
 be drawn ahead of the forward pass (:func:`draw_dropout_masks`, the same values in the same
 random order as the forward pass would draw them): that lets the two encoder branches run on two
-threads with bit-identical results (:mod:`bst_core.train_step`).
+threads with bit-identical results (:mod:`bst_core.train_step`). A training run gives each
+dropout a private generator (:func:`seeded_hatr`) so that nothing else in the process (another
+job loading a model, the app's warm-up) can change its random stream; models that are loaded,
+not trained, are built without drawing a random number (:func:`hatr_for_loading`).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -29,21 +33,34 @@ class Dropout(nn.Dropout):
 
     A planned mask (set by :func:`draw_dropout_masks`) is used once, by the next training-mode
     call (eval-mode calls leave it); it holds exactly what ``nn.Dropout`` would have drawn
-    (``bernoulli_(1 - p) / (1 - p)``).
+    (``bernoulli_(1 - p) / (1 - p)``). With a ``generator`` (CPU), masks are drawn from it in
+    the same way instead of from torch's global generator.
     """
 
     def __init__(self, p: float, features: int) -> None:
         super().__init__(p)
         self.features = features
         self.planned: torch.Tensor | None = None
+        self.generator: torch.Generator | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.planned is None or not self.training:  # eval passes leave a planned mask for training
+        if not self.training:  # eval passes leave a planned mask for training
             return super().forward(x)
-        mask, self.planned = self.planned, None
-        if mask.shape != x.shape:
-            raise RuntimeError(f"planned dropout mask {tuple(mask.shape)} does not fit input {tuple(x.shape)}")
-        return x * mask
+        if self.planned is not None:
+            mask, self.planned = self.planned, None
+            if mask.shape != x.shape:
+                raise RuntimeError(f"planned dropout mask {tuple(mask.shape)} does not fit input {tuple(x.shape)}")
+            return x * mask
+        if self.generator is None or self.p == 0:
+            return super().forward(x)
+        return x * _mask(x.shape, self.p, self.generator, x.device)
+
+
+def _mask(shape: tuple[int, ...] | torch.Size, p: float, generator: torch.Generator | None,
+          device: torch.device | str) -> torch.Tensor:
+    """What CPU ``nn.Dropout`` multiplies by: ``empty.bernoulli_(1 - p) / (1 - p)``."""
+    keep = 1.0 - p
+    return torch.empty(shape, device=device).bernoulli_(keep, generator=generator).div_(keep)
 
 
 def dropout_layers(model: nn.Module) -> list[Dropout]:
@@ -53,7 +70,7 @@ def dropout_layers(model: nn.Module) -> list[Dropout]:
 
 def draw_dropout_masks(layers: nn.Module | list[Dropout], batch: int, device: torch.device | str = "cpu") -> None:
     """Plan the next training-mode masks of ``layers`` (a module's, or a list in call order) from
-    the global generator.
+    the layers' generator (torch's global one where they have none).
 
     Same values as the forward pass would draw: ``torch.empty(batch, width).bernoulli_(1 - p)``
     divided by ``1 - p``, one layer after another (a layer with ``p == 0`` draws nothing, as in
@@ -62,8 +79,7 @@ def draw_dropout_masks(layers: nn.Module | list[Dropout], batch: int, device: to
     """
     for layer in dropout_layers(layers) if isinstance(layers, nn.Module) else layers:
         if layer.p > 0:
-            keep = 1.0 - layer.p
-            layer.planned = torch.empty(batch, layer.features, device=device).bernoulli_(keep).div_(keep)
+            layer.planned = _mask((batch, layer.features), layer.p, layer.generator, device)
 
 
 class ResidualBlock(nn.Module):
@@ -228,3 +244,44 @@ def predict_probs(model: HATR, audio: torch.Tensor | None, text: torch.Tensor | 
     if not probs:
         return torch.empty(0, model.num_classes), None
     return torch.cat(probs), (torch.cat(attention) if attention else None)
+
+
+
+def seeded_hatr(seed: int, device: torch.device, *args: Any, **kwargs: Any) -> HATR:
+    """A new ``HATR(*args, **kwargs)`` on ``device`` with the weights ``torch.manual_seed(seed)``
+    would give it, drawn from a private generator that its dropouts then keep drawing from (on
+    CPU): the numbers of the plain seeded run, whatever other threads draw from torch's global
+    generator meanwhile (another job loading a model, the app's warm-up). The global generator is
+    not touched.
+
+    On CUDA the dropouts keep torch's fused kernel and the device's global generator, seeded here:
+    a CUDA run stays reproducible while no other thread draws CUDA random numbers.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    model = hatr_for_loading(*args, **kwargs).to_empty(device="cpu")
+    for module in model.modules():   # construction order: the draws of nn.Linear's own init
+        if isinstance(module, nn.Linear):
+            nn.init.kaiming_uniform_(module.weight, a=math.sqrt(5), generator=generator)
+            if module.bias is not None:
+                fan_in = module.weight.shape[1]
+                bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+                nn.init.uniform_(module.bias, -bound, bound, generator=generator)
+        elif isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.reset_parameters()
+        elif any(True for _ in module.parameters(recurse=False)):
+            raise TypeError(f"seeded_hatr cannot initialise {type(module).__name__}: add its init here")
+    model = model.to(device)
+    if device.type == "cpu":
+        for layer in dropout_layers(model):
+            layer.generator = generator
+    elif device.type == "cuda":
+        with torch.cuda.device(device):
+            torch.cuda.manual_seed(seed)
+    return model
+
+
+def hatr_for_loading(*args: Any, **kwargs: Any) -> HATR:
+    """``HATR(*args, **kwargs)`` with its tensors on the meta device: no initialisation, no random
+    number drawn. Give it weights with ``load_state_dict(state, assign=True)``."""
+    with torch.device("meta"):
+        return HATR(*args, **kwargs)

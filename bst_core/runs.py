@@ -123,7 +123,7 @@ def load_fold_model(path: str | Path, *, encoder: EncoderInfo | None = None, aud
     ``class_keys`` or, where given, its encoder or input dimensions differ.
     Returns ``(model, meta)``; ``meta`` is the saved dict without the state dict.
     """
-    from bst_core.model import HATR
+    from bst_core.model import hatr_for_loading
 
     path = Path(path)
     meta = read_fold_meta(path, map_location)
@@ -142,11 +142,11 @@ def load_fold_model(path: str | Path, *, encoder: EncoderInfo | None = None, aud
             raise IncompatibleError(f"Model file {path} expects {name.split('_')[0]} embeddings of "
                                     f"{meta[name]} dimensions, not {want}; use a matching model.")
     config = meta["config"]
-    model = HATR(mode=meta.get("mode", config.get("mode", "both")), audio_dim=int(meta["audio_dim"]),
-                 text_dim=int(meta["text_dim"]), hidden=int(meta.get("hidden", config.get("hidden", 128))),
-                 dropout=float(config.get("dropout", 0.1)), num_classes=len(meta["class_keys"]))
+    model = hatr_for_loading(mode=meta.get("mode", config.get("mode", "both")), audio_dim=int(meta["audio_dim"]),
+                             text_dim=int(meta["text_dim"]), hidden=int(meta.get("hidden", config.get("hidden", 128))),
+                             dropout=float(config.get("dropout", 0.1)), num_classes=len(meta["class_keys"]))
     try:
-        model.load_state_dict(meta.pop("state_dict"))
+        model.load_state_dict(meta.pop("state_dict"), assign=True)
     except RuntimeError as exc:
         raise BadInputError(f"Model file {path} does not match its own configuration ({exc}); "
                             "it is damaged: retrain this fold.") from exc

@@ -44,7 +44,7 @@ from bst_core.corpus import Corpus
 from bst_core.errors import BadInputError
 from bst_core.jobs import Cancelled, Job
 from bst_core.metrics import evaluate
-from bst_core.model import HATR, count_parameters, predict_probs
+from bst_core.model import HATR, count_parameters, hatr_for_loading, predict_probs, seeded_hatr
 from bst_core.predictions import has_audio
 from bst_core.runs import CrossValResult, RunWriter
 from bst_core.taxonomy import CLASS_INDEX, CLASS_KEYS
@@ -316,8 +316,8 @@ def _inputs(corpus: Corpus, data: _Data, config: TrainConfig) -> FoldInputs:
 
 
 def _write(writer: RunWriter, outcome: FoldOutcome, data: _Data, config: TrainConfig) -> _FoldResult:
-    model = HATR(config.mode, data.audio_dim, data.text_dim, config.hidden, config.dropout)
-    model.load_state_dict(outcome.state)
+    model = hatr_for_loading(config.mode, data.audio_dim, data.text_dim, config.hidden, config.dropout)
+    model.load_state_dict(outcome.state, assign=True)
     writer.write_fold(outcome.fold, model, history=outcome.history, best_epoch=outcome.best_epoch,
                       metrics=outcome.metrics)
     return _FoldResult(outcome.fold, outcome.test, outcome.probs, outcome.best_epoch, reused=False)
@@ -366,15 +366,14 @@ def _to_tensors(corpus: Corpus, config: TrainConfig, device: torch.device) -> _D
 
 
 @contextlib.contextmanager
-def _reproducible(seed: int, device: torch.device) -> Iterator[None]:
-    """Seeded private RNG state, deterministic kernels, one intra-op thread, freed memory kept for
-    reuse (:func:`bst_core.train_step.freed_memory_kept`); the caller's state is restored."""
-    devices = [device.index or 0] if device.type == "cuda" else []
+def _reproducible() -> Iterator[None]:
+    """Deterministic kernels, one intra-op thread, freed memory kept for reuse
+    (:func:`bst_core.train_step.freed_memory_kept`); the caller's settings are restored. The
+    random numbers are the model's own (:func:`bst_core.model.seeded_hatr`) and the fold's
+    shuffle and noise generators."""
     was_on = torch.are_deterministic_algorithms_enabled()
     was_warn = torch.is_deterministic_algorithms_warn_only_enabled()
-    with torch.random.fork_rng(devices=devices, device_type="cuda" if device.type == "cpu" else device.type), \
-            one_thread(), freed_memory_kept():
-        torch.manual_seed(seed)
+    with one_thread(), freed_memory_kept():
         torch.use_deterministic_algorithms(True, warn_only=True)
         try:
             yield
@@ -414,8 +413,9 @@ def train_fold(task: FoldTask, data: _Data | FoldInputs, config: TrainConfig, de
     k, train, val, test = task.fold, task.train, task.val, task.test
     stage = f"fold {k}/{config.folds}"
     jobs.report(job, stage, 0, config.epochs, "training", fold=k)
-    with _reproducible(_fold_seed(config.seed, k), device):
-        model = HATR(config.mode, data.audio_dim, data.text_dim, config.hidden, config.dropout).to(device)
+    with _reproducible():
+        model = seeded_hatr(_fold_seed(config.seed, k), device, config.mode, data.audio_dim, data.text_dim,
+                            config.hidden, config.dropout)
         shuffle = torch.Generator().manual_seed(_fold_seed(config.seed, k))
         noise = torch.Generator(device=device).manual_seed(_fold_seed(config.seed, k) + 1)
         codes = torch.as_tensor(data.codes, device=device)
@@ -538,7 +538,7 @@ def _aggregate(corpus: Corpus, data: _Data, results: list[_FoldResult], config: 
     best = {r.fold: r.best_epoch for r in results}
     fold_reports, report, confusion = runs.results_from_table(oof, best, config)
     folds = [r.fold for r in results]
-    model = HATR(config.mode, data.audio_dim, data.text_dim, config.hidden, config.dropout)
+    model = hatr_for_loading(config.mode, data.audio_dim, data.text_dim, config.hidden, config.dropout)
     return CrossValResult(
         run_dir=writer.path, config=config, encoder=corpus.encoder,  # type: ignore[arg-type]
         fold_reports=fold_reports, oof=oof, report=report, confusion=confusion, folds=folds,

@@ -78,3 +78,21 @@ def test_a_planned_mask_of_the_wrong_shape_is_refused() -> None:
     draw_dropout_masks(model, 3)
     with pytest.raises(RuntimeError, match="planned dropout mask"):
         model(torch.randn(4, 8), None)
+
+
+@pytest.mark.parametrize("mode", ["both", "audio", "text"])
+def test_seeded_hatr_has_the_weights_of_a_seeded_global_generator_and_leaves_it_alone(mode: str) -> None:
+    from bst_core.model import seeded_hatr
+
+    torch.manual_seed(5)
+    expected = HATR(mode, 24, 16, hidden=16)
+    expected_next = torch.rand(8)          # what the global stream gives after the init
+    torch.manual_seed(99)
+    before = torch.get_rng_state()
+    model = seeded_hatr(5, torch.device("cpu"), mode, 24, 16, hidden=16)
+    assert torch.equal(torch.get_rng_state(), before)       # the global generator was not used
+    for (name, want), (_, got) in zip(expected.state_dict().items(), model.state_dict().items(), strict=True):
+        assert torch.equal(want, got), name
+    generator = dropout_layers(model)[0].generator
+    assert generator is not None and all(layer.generator is generator for layer in dropout_layers(model))
+    assert torch.equal(torch.rand(8, generator=generator), expected_next)   # dropout continues the stream

@@ -17,6 +17,7 @@ from bst_core import training
 from bst_core.corpus import AUDIO_OK, Corpus, EncoderInfo, empty_table
 from bst_core.errors import BadInputError, IncompatibleError
 from bst_core.jobs import Cancelled, Job, Progress
+from bst_core.model import HATR
 from bst_core.runs import RunFolder, load_fold_model, read_fold_meta
 from bst_core.taxonomy import CLASS_KEYS
 from bst_core.training import TrainConfig, check_trainable, cross_validate, fold_splits
@@ -70,6 +71,34 @@ def test_same_seed_gives_identical_numbers(trained, tmp_path: Path) -> None:
     np.testing.assert_equal(first.summary, again.summary)
     assert first.best_epochs == again.best_epochs
 
+
+
+@pytest.mark.parametrize("mode", ["both", "audio"])
+def test_other_threads_drawing_random_numbers_do_not_change_a_run(mode: str, tmp_path: Path) -> None:
+    """The app trains while other jobs load models, warm torch up or draw from torch's global
+    generator; a fold's numbers must not depend on them (a render once got two different runs)."""
+    import threading
+
+    corpus = make_corpus()
+    config = TrainConfig(mode=mode, folds=2, epochs=3, batch_size=8, only_fold=1)
+    alone = cross_validate(corpus, tmp_path / "alone", config)
+    stop = threading.Event()
+
+    def disturb() -> None:
+        while not stop.is_set():
+            torch.randn(64)
+            training.warm_up()
+            HATR("both", 8, 8, hidden=8)   # what loading a model does
+
+    thread = threading.Thread(target=disturb, daemon=True)
+    thread.start()
+    try:
+        busy = cross_validate(corpus, tmp_path / "busy", config)
+    finally:
+        stop.set()
+        thread.join()
+    pd.testing.assert_frame_equal(alone.oof, busy.oof, check_exact=True)
+    assert alone.best_epochs == busy.best_epochs
 
 @pytest.mark.parametrize("extra", [{}, {"augment": True, "missing_audio": "mask"}])
 def test_two_encoder_threads_give_the_numbers_of_one(extra: dict, monkeypatch: pytest.MonkeyPatch) -> None:
