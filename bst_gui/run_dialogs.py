@@ -138,8 +138,8 @@ class TrainDialog(QDialog):
         form.addRow("", self.run_path)
         patience = f"patience {defaults.patience}" if defaults.patience else "no early stopping"
         note = QLabel(f"Defaults are the seed report's protocol ({defaults.folds} folds, up to {defaults.epochs} "
-                      f"epochs, {patience}, seed {defaults.seed}), as `bst train` uses them. Finished folds "
-                      "of the same run are reused.")
+                      f"epochs, {patience}, seed {defaults.seed}). Finished folds of the same run folder are "
+                      "reused, so a stopped run goes on where it stopped.")
         note.setWordWrap(True)
         note.setObjectName("muted")
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
