@@ -277,6 +277,8 @@ class MainWindow(QMainWindow):
                                          "Train HATR with stratified k-fold cross-validation")
         self.predict_action = self._action("Predict with run", self.start_prediction, "Ctrl+P",
                                            "Classify the open source with the run's fold ensemble")
+        self.zero_shot_action = self._action("Zero-shot labels (CLAP)", self.start_zero_shot, "Ctrl+Shift+Z",
+                                             "BST labels from CLAP's text tower, no run needed (accuracy unmeasured)")
         self.cancel_action = self._action("Cancel job", self.jobs.cancel, "Ctrl+.",
                                           "Stop the running job; finished work is kept")
 
@@ -354,7 +356,7 @@ class MainWindow(QMainWindow):
         self.relabel.attach(self)
 
         analysis = bar.addMenu("&Analysis")
-        for action in (self.extract_action, self.train_action, self.predict_action):
+        for action in (self.extract_action, self.train_action, self.predict_action, self.zero_shot_action):
             analysis.addAction(action)
         analysis.addSeparator()
         analysis.addAction(self.cancel_action)
@@ -933,7 +935,8 @@ class MainWindow(QMainWindow):
 
     def _continue_restore(self, _title: str = "") -> None:
         """After each job while a source is being restored: load its run, predict again with it
-        when ensemble predictions were shown (out-of-fold ones come with the run), then select."""
+        when ensemble predictions were shown (out-of-fold ones come with the run), or compute zero-shot
+        labels again when they were shown, then select."""
         plan = self._restore_plan
         if plan is None or self.jobs.busy:
             return
@@ -951,6 +954,11 @@ class MainWindow(QMainWindow):
             self._restore_done.add("predict")
             p = self.session.predictions
             if (p is None or p.origin != "ensemble") and not self.prediction_blocker() and self.start_prediction():
+                return
+        if plan.predictions == "zero-shot" and "predict" not in self._restore_done:
+            self._restore_done.add("predict")
+            p = self.session.predictions
+            if (p is None or p.origin != "zero-shot") and not self.zero_shot_blocker() and self.start_zero_shot():
                 return
         self._restore_plan = None
         self._select_remembered(plan)
@@ -1248,6 +1256,47 @@ class MainWindow(QMainWindow):
         return self._start(f"Predict with {run_dir.name}", lambda job: pipeline.predict(run_dir, corpus, job=job),
                            kind="predict", on_success=self._predicted)
 
+    def zero_shot_blocker(self) -> str:
+        """Why zero-shot labels cannot be computed now, in words ("" when they can)."""
+        from bst_core.text_search import require_joint_encoder
+
+        corpus = self.corpus
+        if corpus is None:
+            return "Nothing to label: open a source with CLAP embeddings first (File › Open…)."
+        try:
+            require_joint_encoder(corpus, "Zero-shot labels")
+        except BadInputError:
+            made = corpus.encoder.label if corpus.encoder is not None else "none yet"
+            return (f"Zero-shot labels need CLAP embeddings, which put words and sounds in one space; this "
+                    f"source's are {made}. Extract them with the CLAP encoder (Analysis › Extract embeddings…).")
+        return ""
+
+    def start_zero_shot(self) -> bool:
+        """Analysis › Zero-shot labels: each sound's BST class from the similarity of its CLAP audio
+        embedding to the 23 class descriptions (``bst predict SOURCE --zero-shot``); no run needed."""
+        corpus, why = self.corpus, self.zero_shot_blocker()
+        if why or corpus is None:
+            self.statusBar().showMessage(why, 12000)
+            self.show_error("Zero-shot labels need CLAP", why)
+            return False
+        checkpoint = self.settings.last_folder("checkpoint") or None
+
+        def work(job: Any) -> Predictions:
+            from bst_core.text_search import joint_encoder_for
+            from bst_core.zero_shot import zero_shot_predictions
+
+            encoder = joint_encoder_for(corpus, checkpoint=checkpoint, job=job, what="Zero-shot labels")
+            return zero_shot_predictions(corpus, encoder, job=job)
+
+        return self._start("Zero-shot labels (CLAP)", work, kind="predict", on_success=self._zero_shot_labelled)
+
+    def _zero_shot_labelled(self, predictions: Predictions) -> None:
+        self.session.set_predictions(predictions)
+        text_only = (f" {predictions.text_only_count:,} from their text only (audio not decoded)."
+                     if predictions.text_only_count else "")
+        self.statusBar().showMessage(f"Zero-shot labels for {len(predictions):,} sounds from CLAP.{text_only} Their "
+                                     "accuracy is unmeasured: check a sample before relying on them.", 15000)
+
     def _predicted(self, predictions: Predictions) -> None:
         self.session.set_predictions(predictions)
         message = f"Predicted {len(predictions):,} sounds with {predictions.n_models} fold models."
@@ -1345,6 +1394,8 @@ class MainWindow(QMainWindow):
         self.predict_action.setEnabled(not busy)         # with nothing to predict it says why
         why = self.prediction_blocker()
         self.predict_action.setStatusTip(why or "Classify the open source with the run's fold ensemble")
+        self.zero_shot_action.setEnabled(not busy)       # without CLAP embeddings it says why
+        self.zero_shot_action.setStatusTip(self.zero_shot_blocker() or self.zero_shot_action.toolTip())
         self.export_action.setEnabled(self._exportable() is not None and not busy)
         self.export_labels_action.setEnabled(has_source and self.workspace is not None)
         self.report_action.setEnabled(has_source)

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from clap_search_fixtures import ClassWordsEncoder
 
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
@@ -346,3 +347,39 @@ def test_the_queue_dock_drives_the_table_with_up_and_down(qtbot: Any, window: Ma
     assert window.current_id() == ids[3] and analysis.queue.active
     qtbot.keyClick(table, Qt.Key.Key_Down)
     assert window.current_id() == ids[4]
+
+
+# --- zero-shot labels -------------------------------------------------------------------------------
+
+def test_zero_shot_labels_fill_the_table_from_the_class_descriptions(qtbot: Any, window: MainWindow, bsd_root: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from bst_core import text_search
+    from bst_core.zero_shot import zero_shot_predictions
+
+    open_with_run(qtbot, window, bsd_root)                     # the synthetic dataset's vectors are CLAP's
+    encoder = ClassWordsEncoder(window.corpus.encoder)
+    monkeypatch.setattr(text_search, "joint_encoder_for", lambda corpus, **_kw: encoder)
+    assert window.zero_shot_action.isEnabled() and window.zero_shot_blocker() == ""
+    window.zero_shot_action.trigger()
+    wait_job(qtbot, window)
+    assert not window.errors, window.errors
+    shown = window.predictions
+    assert shown is not None and shown.origin == "zero-shot" and shown.n_models == 0
+    expected = zero_shot_predictions(window.corpus, encoder)
+    np.testing.assert_array_equal(shown.probs, expected.probs)
+    assert "zero-shot" in window.session.prediction_caption()
+    frame = window.library.frame.set_index("id")
+    first = str(window.corpus.ids[0])
+    assert frame.loc[first, "prediction"] == expected.labels[0]
+
+
+def test_zero_shot_labels_with_offline_embeddings_say_they_need_clap(qtbot: Any, window: MainWindow,
+                                                                    bsd_root: Path) -> None:
+    from bst_core.encoders.offline import OFFLINE_ENCODER
+
+    open_with_run(qtbot, window, bsd_root)
+    window.session.replace_corpus(replace(window.corpus, encoder=OFFLINE_ENCODER))
+    assert not window.start_zero_shot()
+    title, message, _ = window.errors[-1]
+    assert "need CLAP" in title and "Analysis › Extract embeddings" in message and "--" not in message
+    assert window.predictions is None or window.predictions.origin != "zero-shot"

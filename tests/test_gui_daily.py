@@ -442,3 +442,29 @@ def test_a_long_status_message_keeps_a_gap_before_the_source_entry(qtbot: Any, w
     label = window.source_label
     text_left = label.mapTo(window.statusBar(), label.contentsRect().topLeft()).x()
     assert text_left - label.geometry().left() >= STATUS_GAP   # the label's text starts after its gap
+
+
+def test_zero_shot_labels_come_back_by_computing_them_again(qtbot: Any, tmp_path: Path, bsd_root: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from clap_search_fixtures import ClassWordsEncoder
+
+    from bst_core import text_search
+
+    first = make_window(qtbot, tmp_path)
+    open_source(qtbot, first, bsd_root)
+    encoder = ClassWordsEncoder(first.corpus.encoder)
+    monkeypatch.setattr(text_search, "joint_encoder_for", lambda corpus, **_kw: encoder)
+    assert first.start_zero_shot()
+    wait_jobs(qtbot, first)
+    shown = first.predictions
+    assert shown is not None and shown.origin == "zero-shot"
+    first.close()
+
+    second = make_window(qtbot, tmp_path)
+    assert second.restore_session()
+    wait_jobs(qtbot, second)
+    assert not second.errors, second.errors
+    again = second.predictions
+    assert again is not None and again.origin == "zero-shot"
+    np.testing.assert_array_equal(again.probs, shown.probs)
+    second.close()
