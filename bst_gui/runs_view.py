@@ -94,6 +94,7 @@ class RunsView(QWidget):
     show_clips = Signal(list, str)
     add_requested = Signal()
     refresh_requested = Signal()
+    report_requested = Signal()
     load_requested = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -107,6 +108,10 @@ class RunsView(QWidget):
         add.clicked.connect(self.add_requested)
         refresh = QPushButton("Refresh")
         refresh.clicked.connect(self.refresh_requested)
+        self.report_button = QPushButton("Save report…")
+        self.report_button.setToolTip("Table 1 and Table 2 of the seed report for the runs listed, "
+                                      "as Markdown, CSV or LaTeX (chosen by the file name)")
+        self.report_button.clicked.connect(self.report_requested)
         self.run_model = FrameModel(RUN_COLUMNS, self)
         self.run_table = _table(self.run_model)
         self.run_table.doubleClicked.connect(
@@ -138,6 +143,7 @@ class RunsView(QWidget):
         top.addWidget(self.heading, 1)
         top.addWidget(add)
         top.addWidget(refresh)
+        top.addWidget(self.report_button)
         choose = QHBoxLayout()
         choose.addWidget(QLabel("A"))
         choose.addWidget(self.a_box)
@@ -180,6 +186,7 @@ class RunsView(QWidget):
         """The runs to choose from (newest first); A = the second newest, B = the newest."""
         self.runs = list(runs)
         self.run_model.set_frame(runs_frame(self.runs))
+        self.report_button.setEnabled(bool(self.runs))
         for box in (self.a_box, self.b_box):
             box.blockSignals(True)
             box.clear()
@@ -268,6 +275,7 @@ class RunsPanel:
         view.clip_chosen.connect(window.select_id)
         view.show_clips.connect(self._show_clips)
         view.load_requested.connect(window.load_run)
+        view.report_requested.connect(self._ask_report)
 
     def refresh(self) -> bool:
         """Find the open source's runs (background); False when no source is open."""
@@ -300,6 +308,28 @@ class RunsPanel:
 
     def _failed(self, message: str) -> None:
         self.view.set_heading(f"The runs could not be listed: {message}")
+
+    def save_report(self, out: str | Path) -> Path:
+        """Write the report of the runs listed (``bst_core.report``: the same tables as ``bst report``)."""
+        from bst_core.report import build_report, write_report
+
+        return write_report(build_report(self.view.runs), out)
+
+    def _ask_report(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
+        start = str(Path(self.window.settings.last_folder("report") or Path.home()) / "report.md")
+        path, _ = QFileDialog.getSaveFileName(self.window, "Save the runs' report", start,
+                                              "Markdown (*.md);;CSV (*.csv);;LaTeX (*.tex)")
+        if not path:
+            return
+        try:
+            out = self.save_report(path)
+        except (BadInputError, OSError) as exc:
+            self.window.show_error("Report not written", f"{path}: {exc}")
+            return
+        self.window.settings.set_last_folder("report", str(Path(out).parent))
+        self.window.statusBar().showMessage(f"Report of {len(self.view.runs)} run(s) written: {out}", 10000)
 
     def _ask_add(self) -> None:
         path = self.window.ask_run_folder()

@@ -214,7 +214,7 @@ def test_relabel_queue_follows_relabel_next_and_advances_after_a_relabel(qtbot: 
 # --- Runs ----------------------------------------------------------------------------------------------
 
 def test_runs_view_lists_two_runs_and_the_clips_whose_prediction_changed(
-        qtbot: Any, window: MainWindow, bsd_root: Path, trained_run: Path, second_run: Path) -> None:
+        qtbot: Any, window: MainWindow, bsd_root: Path, trained_run: Path, second_run: Path, tmp_path: Path) -> None:
     open_with_run(qtbot, window, bsd_root, trained_run)
     analysis = window.analysis
     analysis.runs_action.trigger()
@@ -233,6 +233,13 @@ def test_runs_view_lists_two_runs_and_the_clips_whose_prediction_changed(
     assert window.current_ids() == expected.changed["id"].tolist()
     view.changed_table.doubleClicked.emit(view.changed_model.index(2, 0))
     assert window.current_id() == expected.changed["id"].iloc[2]
+    assert view.report_button.isEnabled()
+    from bst_core.report import report_runs
+
+    runs_in_view = [r.run_dir for r in view.runs]
+    for suffix in (".md", ".csv", ".tex"):               # the tables of `bst report`, byte for byte
+        out = analysis.runs.save_report(tmp_path / f"report{suffix}")
+        assert out.read_text() == report_runs(runs_in_view).render(suffix)
 
 
 # --- Map ----------------------------------------------------------------------------------------------
