@@ -251,11 +251,12 @@ def seeded_hatr(seed: int, device: torch.device, *args: Any, **kwargs: Any) -> H
     """A new ``HATR(*args, **kwargs)`` on ``device`` with the weights ``torch.manual_seed(seed)``
     would give it, drawn from a private generator that its dropouts then keep drawing from (on
     CPU): the numbers of the plain seeded run, whatever other threads draw from torch's global
-    generator meanwhile (another job loading a model, the app's warm-up). The global generator is
-    not touched.
+    generator meanwhile (another job loading a model, the app's warm-up). The global CPU
+    generator is not touched.
 
-    On CUDA the dropouts keep torch's fused kernel and the device's global generator, seeded here:
-    a CUDA run stays reproducible while no other thread draws CUDA random numbers.
+    On an accelerator (CUDA, MPS, XPU) the dropouts keep torch's fused kernel and that device's
+    global generator, which is seeded here (and left so): such a run stays reproducible while no
+    other thread draws random numbers on that device.
     """
     generator = torch.Generator().manual_seed(seed)
     model = hatr_for_loading(*args, **kwargs).to_empty(device="cpu")
@@ -274,9 +275,8 @@ def seeded_hatr(seed: int, device: torch.device, *args: Any, **kwargs: Any) -> H
     if device.type == "cpu":
         for layer in dropout_layers(model):
             layer.generator = generator
-    elif device.type == "cuda":
-        with torch.cuda.device(device):
-            torch.cuda.manual_seed(seed)
+    else:   # cuda, mps, xpu: the device's own generator, as torch.manual_seed(seed) seeded it
+        torch.get_device_module(device.type).manual_seed(seed)
     return model
 
 

@@ -146,13 +146,19 @@ def load_fold_model(path: str | Path, *, encoder: EncoderInfo | None = None, aud
                              text_dim=int(meta["text_dim"]), hidden=int(meta.get("hidden", config.get("hidden", 128))),
                              dropout=float(config.get("dropout", 0.1)), num_classes=len(meta["class_keys"]))
     try:
-        model.load_state_dict(meta.pop("state_dict"), assign=True)
+        model.load_state_dict(_float32(meta.pop("state_dict")), assign=True)
     except RuntimeError as exc:
         raise BadInputError(f"Model file {path} does not match its own configuration ({exc}); "
                             "it is damaged: retrain this fold.") from exc
     model.to(map_location).eval()
     return model, meta
 
+
+
+def _float32(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` with its floating tensors as float32 (what ``load_state_dict`` without ``assign``
+    cast them to; the model computes in float32)."""
+    return {name: t.float() if getattr(t, "is_floating_point", lambda: False)() else t for name, t in state.items()}
 
 # --- tables and JSON ---------------------------------------------------------------------------
 

@@ -446,11 +446,11 @@ __all__ = ["ClassBars"]
 def tick_labels(bar_x: int, bar_w: int, text_width: Callable[[str], int]) -> list[tuple[int, str]]:
     """``(left x, text)`` of the percent-tick labels under bars ``bar_w`` wide at ``bar_x``.
 
-    0 % and 100 % always; 50, 25 and 75 only where they keep :data:`TICK_LABEL_GAP` from the
+    100 %, then 0 %, 50, 25 and 75, each only where it keeps :data:`TICK_LABEL_GAP` from the
     labels already placed (a narrow bar column would print "75100%").
     """
     placed: list[tuple[int, int, str]] = []
-    for tick in (0, 100, 50, 25, 75):
+    for tick in (100, 0, 50, 25, 75):   # 100 % first: too narrow for both ends drops "0%"
         tx = bar_x + int(bar_w * tick / 100)
         label = f"{tick}%" if tick in (0, 100) else str(tick)
         width = text_width(label)

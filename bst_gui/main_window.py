@@ -65,6 +65,7 @@ DEFAULT_ABSTAIN_THRESHOLD = 0.5
 CLOSE_WAIT_MS = 1000
 """On quitting during a job: how long the cancelled job may take to reach its next safe point
 before it is abandoned (a torch step is not waited for; every core writer is atomic)."""
+ZERO_SHOT_TIP = "BST labels from CLAP's text tower, no run needed (accuracy unmeasured)"
 STATUS_GAP = 16
 """Pixels between a status-bar message and the permanent entries on its right."""
 APP_TITLE = "BST Studio"
@@ -277,8 +278,8 @@ class MainWindow(QMainWindow):
                                          "Train HATR with stratified k-fold cross-validation")
         self.predict_action = self._action("Predict with run", self.start_prediction, "Ctrl+P",
                                            "Classify the open source with the run's fold ensemble")
-        self.zero_shot_action = self._action("Zero-shot labels (CLAP)", self.start_zero_shot, "Ctrl+Shift+Z",
-                                             "BST labels from CLAP's text tower, no run needed (accuracy unmeasured)")
+        self.zero_shot_action = self._action("Zero-shot labels (CLAP)", self.start_zero_shot, "Ctrl+Alt+P",
+                                             ZERO_SHOT_TIP)
         self.cancel_action = self._action("Cancel job", self.jobs.cancel, "Ctrl+.",
                                           "Stop the running job; finished work is kept")
 
@@ -872,7 +873,7 @@ class MainWindow(QMainWindow):
             memory.truth_from_subfolders = truth
             self.settings.set_source_memory(memory)
         self._apply_table_state(memory if restore else SourceMemory())
-        if restore and (memory.run or memory.current):
+        if restore and (memory.run or memory.current or memory.predictions):
             self._restore_plan = memory         # the run, its predictions, the selection: _continue_restore
         name = corpus.root.name if corpus.root else corpus.name
         if corpus.root is not None:
@@ -1266,9 +1267,10 @@ class MainWindow(QMainWindow):
         try:
             require_joint_encoder(corpus, "Zero-shot labels")
         except BadInputError:
-            made = corpus.encoder.label if corpus.encoder is not None else "none yet"
-            return (f"Zero-shot labels need CLAP embeddings, which put words and sounds in one space; this "
-                    f"source's are {made}. Extract them with the CLAP encoder (Analysis › Extract embeddings…).")
+            has = (f"this source's embeddings are {corpus.encoder.label}" if corpus.encoder is not None
+                   else "this source has no embeddings yet")
+            return (f"Zero-shot labels need CLAP embeddings, which put words and sounds in one space; {has}. "
+                    "Extract them with the CLAP encoder (Analysis › Extract embeddings…).")
         return ""
 
     def start_zero_shot(self) -> bool:
@@ -1277,7 +1279,7 @@ class MainWindow(QMainWindow):
         corpus, why = self.corpus, self.zero_shot_blocker()
         if why or corpus is None:
             self.statusBar().showMessage(why, 12000)
-            self.show_error("Zero-shot labels need CLAP", why)
+            self.show_error("Nothing to label yet" if corpus is None else "Zero-shot labels need CLAP", why)
             return False
         checkpoint = self.settings.last_folder("checkpoint") or None
 
@@ -1395,7 +1397,7 @@ class MainWindow(QMainWindow):
         why = self.prediction_blocker()
         self.predict_action.setStatusTip(why or "Classify the open source with the run's fold ensemble")
         self.zero_shot_action.setEnabled(not busy)       # without CLAP embeddings it says why
-        self.zero_shot_action.setStatusTip(self.zero_shot_blocker() or self.zero_shot_action.toolTip())
+        self.zero_shot_action.setStatusTip(self.zero_shot_blocker() or ZERO_SHOT_TIP)
         self.export_action.setEnabled(self._exportable() is not None and not busy)
         self.export_labels_action.setEnabled(has_source and self.workspace is not None)
         self.report_action.setEnabled(has_source)

@@ -262,6 +262,10 @@ class RunsView(QWidget):
                                       f"{self.comparison.b.name}: {len(ids)} clips")
 
 
+REPORT_FILTERS = {"Markdown (*.md)": ".md", "CSV (*.csv)": ".csv", "LaTeX (*.tex)": ".tex"}
+"""The Save report dialog's file types and the suffix each adds to a name typed without one."""
+
+
 class RunsPanel:
     """The Runs view of a window: finds the source's runs in the background and links to the table."""
 
@@ -319,10 +323,12 @@ class RunsPanel:
         from PySide6.QtWidgets import QFileDialog
 
         start = str(Path(self.window.settings.last_folder("report") or Path.home()) / "report.md")
-        path, _ = QFileDialog.getSaveFileName(self.window, "Save the runs' report", start,
-                                              "Markdown (*.md);;CSV (*.csv);;LaTeX (*.tex)")
+        path, chosen = QFileDialog.getSaveFileName(self.window, "Save the runs' report", start,
+                                                   ";;".join(REPORT_FILTERS))
         if not path:
             return
+        if not Path(path).suffix and chosen in REPORT_FILTERS:   # "report" typed under "CSV (*.csv)"
+            path += REPORT_FILTERS[chosen]
         try:
             out = self.save_report(path)
         except (BadInputError, OSError) as exc:

@@ -214,7 +214,8 @@ def test_relabel_queue_follows_relabel_next_and_advances_after_a_relabel(qtbot: 
 # --- Runs ----------------------------------------------------------------------------------------------
 
 def test_runs_view_lists_two_runs_and_the_clips_whose_prediction_changed(
-        qtbot: Any, window: MainWindow, bsd_root: Path, trained_run: Path, second_run: Path, tmp_path: Path) -> None:
+        qtbot: Any, window: MainWindow, bsd_root: Path, trained_run: Path, second_run: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     open_with_run(qtbot, window, bsd_root, trained_run)
     analysis = window.analysis
     analysis.runs_action.trigger()
@@ -240,6 +241,12 @@ def test_runs_view_lists_two_runs_and_the_clips_whose_prediction_changed(
     for suffix in (".md", ".csv", ".tex"):               # the tables of `bst report`, byte for byte
         out = analysis.runs.save_report(tmp_path / f"report{suffix}")
         assert out.read_text() == report_runs(runs_in_view).render(suffix)
+    from PySide6.QtWidgets import QFileDialog  # a name typed without suffix takes the chosen type's
+
+    chosen = (str(tmp_path / "typed"), "CSV (*.csv)")
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *_a, **_k: chosen))
+    view.report_button.click()
+    assert (tmp_path / "typed.csv").read_text() == report_runs(runs_in_view).render(".csv")
 
 
 # --- Map ----------------------------------------------------------------------------------------------

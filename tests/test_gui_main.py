@@ -674,3 +674,18 @@ def test_closing_the_source_resets_every_view(qtbot: Any, window: MainWindow, bs
     assert "open a source first" in window.statusBar().currentMessage()
     with pytest.raises(Exception, match="closed"):
         workspace.edited_labels()
+
+
+def test_no_two_actions_share_a_shortcut(window: MainWindow) -> None:
+    """A shortcut on two actions fires neither (Qt: "ambiguous shortcut")."""
+    from collections import defaultdict
+
+    from PySide6.QtGui import QAction
+
+    owners: dict[str, set[str]] = defaultdict(set)
+    for action in {*window.findChildren(QAction), *window.actions()}:
+        for key in action.shortcuts():
+            if not key.isEmpty():
+                owners[key.toString()].add(action.text())
+    shared = {key: names for key, names in owners.items() if len(names) > 1}
+    assert not shared, shared

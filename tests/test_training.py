@@ -391,3 +391,17 @@ def test_cancel_keeps_finished_folds_and_resumes(trained, tmp_path: Path) -> Non
     resumed = cross_validate(corpus, run_dir, FAST)
     assert resumed.reused == [1]
     pd.testing.assert_frame_equal(resumed.oof, full.oof)
+
+
+def test_a_model_file_with_float64_weights_loads_as_float32(tmp_path: Path) -> None:
+    from bst_core.runs import save_fold_model
+
+    corpus = make_corpus()
+    model = HATR("both", 32, 32, hidden=16).double()
+    path = tmp_path / "model.pt"
+    save_fold_model(path, model, config={"mode": "both", "hidden": 16, "dropout": 0.1}, encoder=corpus.encoder,
+                    fold=1, best_epoch=1)
+    loaded, _ = load_fold_model(path)
+    assert {p.dtype for p in loaded.parameters()} == {torch.float32}
+    assert torch.equal(next(loaded.parameters()), next(model.parameters()).float())
+    assert loaded(torch.zeros(2, 32), torch.zeros(2, 32))[0].dtype == torch.float32
