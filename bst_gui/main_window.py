@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QMenu,
     QMessageBox,
     QStackedWidget,
+    QTabBar,
     QToolButton,
     QWidget,
 )
@@ -187,6 +188,7 @@ class MainWindow(QMainWindow):
         self._default_state = self.saveState()      # View › Reset layout
         self._restore_layout()
         self._dock_visibility: dict[QDockWidget, bool] = {}
+        self._front_dock: QDockWidget | None = None     # the tab in front when the docks were put away
         self._page = "library"
         self._show_page(library=False, force=True)
         self.session.subscribe(self._session_changed)
@@ -491,9 +493,14 @@ class MainWindow(QMainWindow):
             for dock, visible in self._dock_visibility.items():
                 dock.setVisible(visible)
             self._dock_visibility = {}
+            # docks shown again come to the front of their tab group: bring back the one that was
+            front, self._front_dock = self._front_dock or self.results_dock, None
+            if front.isVisibleTo(self):
+                front.raise_()
         else:
             if not self._dock_visibility:
                 self._dock_visibility = {d: d.isVisibleTo(self) for d in self._content_docks}
+                self._front_dock = self._tab_in_front(self.results_dock)
             for dock in self._content_docks:
                 dock.hide()
             if page == "results":
@@ -512,6 +519,16 @@ class MainWindow(QMainWindow):
         self.results_page_action.blockSignals(True)
         self.results_page_action.setChecked(page == "results")
         self.results_page_action.blockSignals(False)
+
+    def _tab_in_front(self, dock: QDockWidget) -> QDockWidget | None:
+        """The dock in front of ``dock``'s tab group (``dock`` itself when it is alone, None when hidden)."""
+        group = [dock, *self.tabifiedDockWidgets(dock)]
+        for bar in self.findChildren(QTabBar):     # the window's dock tab bars are its own children
+            if bar.parentWidget() is self and bar.count() and dock.windowTitle() in (
+                    bar.tabText(i) for i in range(bar.count())):
+                current = bar.tabText(bar.currentIndex())
+                return next((d for d in group if d.windowTitle() == current), None)
+        return dock if dock.isVisible() else None
 
     def show_results_page(self, on: bool = True) -> None:
         """The results full size in the window (metric table, per-class bars, confusion matrix), or

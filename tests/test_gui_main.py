@@ -689,3 +689,20 @@ def test_no_two_actions_share_a_shortcut(window: MainWindow) -> None:
                 owners[key.toString()].add(action.text())
     shared = {key: names for key, names in owners.items() if len(names) > 1}
     assert not shared, shared
+
+
+def test_after_the_welcome_page_the_results_tab_is_in_front(qtbot: Any, window: MainWindow, bsd_root: Path) -> None:
+    """Docks shown again come to the front of their tab group; the one in front before must return
+    (a new user first saw an empty "Relabel next" instead of the results)."""
+    window.open_source(bsd_root)
+    qtbot.waitUntil(lambda: not window.jobs.busy, timeout=60_000)
+    qtbot.wait(50)
+    assert window._tab_in_front(window.results_dock) is window.results_dock
+    window.training_dock.raise_()
+    qtbot.wait(20)
+    window.close_source()
+    qtbot.wait(20)
+    window.open_source(bsd_root)
+    qtbot.waitUntil(lambda: not window.jobs.busy, timeout=60_000)
+    qtbot.wait(50)
+    assert window._tab_in_front(window.results_dock) is window.training_dock
