@@ -827,7 +827,8 @@ class MainWindow(QMainWindow):
     def _say_silent(self, reason: str) -> None:
         self.silent_label.setVisible(True)
         self.silent_label.setToolTip(reason)
-        self.statusBar().showMessage(f"Playback is silent: {reason}.", 15000)
+        detail = reason.removeprefix("no sound: ")
+        self.statusBar().showMessage(f"Playback is silent ({detail}); the playhead still moves.", 15000)
 
     # --- opening sources ---------------------------------------------------------------------------
 

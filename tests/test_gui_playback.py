@@ -153,6 +153,8 @@ def test_without_sound_play_reads_stop_and_right_replays_from_the_start(qtbot: A
     assert window.audition.playing
     assert window.play_action.text() == "Stop" and button.text() == "■ Stop"
     assert "no sound output" in button.toolTip()
+    said = window.statusBar().currentMessage()
+    assert said.startswith("Playback is silent (") and "no sound:" not in said, said
     length = window.audition.output.buffer.length / window.audition.samplerate
     window.clock.now += length / 2
     window.audition.poll()
