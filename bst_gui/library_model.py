@@ -62,6 +62,7 @@ class LibraryModel(QAbstractTableModel):
 
     visible_changed = Signal(int, int)       # visible rows, total rows
     query_problems = Signal(list)            # search terms that were not understood, in words
+    ranked_changed = Signal(bool)            # rows in a ranked list's own order (no column sort applies)
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
@@ -191,7 +192,7 @@ class LibraryModel(QAbstractTableModel):
         ranked_changed = filters.ordered_ids != self._filters.ordered_ids
         self._filters = filters
         if ranked_changed:
-            self._ranked = filters.ordered_ids is not None
+            self._set_ranked(filters.ordered_ids is not None)
             self._order = self._sorted_positions()
         self._apply_visibility()
 
@@ -237,11 +238,21 @@ class LibraryModel(QAbstractTableModel):
         rest = np.setdiff1d(np.arange(len(self.frame), dtype=np.int64), head, assume_unique=True)
         return np.concatenate([head, rest])
 
+    @property
+    def ranked(self) -> bool:
+        """Rows shown in a ranked list's own order (similar, by words, relabel next), not by a column."""
+        return self._ranked
+
+    def _set_ranked(self, ranked: bool) -> None:
+        if ranked != self._ranked:
+            self._ranked = ranked
+            self.ranked_changed.emit(ranked)
+
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         """Sort by a table column (numpy argsort over all rows; keeps the selection)."""
         if not 0 <= column < len(LIBRARY_COLUMNS):
             return
-        self._ranked = False
+        self._set_ranked(False)
         self._sort = (LIBRARY_COLUMNS[column], order == Qt.SortOrder.DescendingOrder)
         self._order = self._sorted_positions()
         self._relayout(self._order[self._mask[self._order]])

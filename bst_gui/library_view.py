@@ -193,6 +193,8 @@ class LibraryView(QWidget):
         self.disagree.toggled.connect(self._filters_from_widgets)
 
         self.table = LibraryTable(model)
+        # a ranked list is in its own order: no column's arrow may claim otherwise (a header click sorts again)
+        model.ranked_changed.connect(lambda ranked: self.table.horizontalHeader().setSortIndicatorShown(not ranked))
         self.table.selectionModel().currentRowChanged.connect(self._current_row_changed)
         self.table.doubleClicked.connect(lambda index: self.activated.emit(model.id_at(index.row())))
         model.modelAboutToBeReset.connect(self._remember_current)

@@ -346,6 +346,10 @@ def test_search_by_words_lists_the_nearest_sounds_first_and_keeps_the_words(qtbo
     assert window.current_ids() == expected
     assert search.text() == "~dog barking"
     assert "by words" in window.library_view.pair_button.text()
+    header = window.library_view.table.horizontalHeader()
+    assert not header.isSortIndicatorShown()                   # ranked: no column's arrow claims the order
+    window.library_view.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)   # a column sort again: its arrow
+    assert header.isSortIndicatorShown() and not window.library.ranked
 
 
 def test_the_queue_dock_drives_the_table_with_up_and_down(qtbot: Any, window: MainWindow, bsd_root: Path,
