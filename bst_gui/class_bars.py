@@ -21,6 +21,7 @@ from bst_core.metrics import MetricReport
 from bst_core.taxonomy import BY_KEY, CLASS_KEYS, TOP_LEVEL_NAMES, top_of
 from bst_gui import style
 from bst_gui.confusion_view import ensure_visible, is_dark, paint_chip, top_colour
+from bst_gui.hover import HoverTips
 
 _ROW_HEIGHT = 26
 _GROUP_HEIGHT = 20
@@ -29,7 +30,7 @@ TICK_LABEL_GAP = 4
 """Pixels kept free between two percent-tick labels."""
 
 
-class ClassBars(QWidget):
+class ClassBars(HoverTips, QWidget):
     """Painted per-class bars. Signals: ``class_clicked(key)``."""
 
     class_clicked = Signal(str)
@@ -381,22 +382,11 @@ class ClassBars(QWidget):
 
     # interaction --------------------------------------------------------------------------------
 
-    def mouseMoveEvent(self, event: QMouseEvent) -> None:
-        key = self.key_at(event.position().toPoint()) if self._table is not None else None
-        if key != self._hover:
-            self._hover = key
-            self.setCursor(Qt.CursorShape.PointingHandCursor if key else Qt.CursorShape.ArrowCursor)
-            self.update()
-        if key is not None:
-            QToolTip.showText(event.globalPosition().toPoint(), self.tooltip_text(key), self)
-        else:
-            QToolTip.hideText()
-        super().mouseMoveEvent(event)
+    def hit_at(self, pos: QPoint) -> str | None:
+        return self.key_at(pos) if self._table is not None else None
 
-    def leaveEvent(self, event) -> None:
-        self._hover = None
-        self.update()
-        super().leaveEvent(event)
+    def hit_tooltip(self, hit: str) -> str:
+        return self.tooltip_text(hit)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
         key = self.key_at(event.position().toPoint()) if self._table is not None else None

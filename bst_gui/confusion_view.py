@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from bst_core.taxonomy import BY_KEY, CLASS_KEYS, TOP_LEVEL_NAMES, classes_of_top, top_of
 from bst_gui import style
+from bst_gui.hover import HoverTips
 
 MIN_CELL = 16
 """Smallest cell side in pixels (two digits stay readable); below it the matrix scrolls."""
@@ -105,7 +106,7 @@ def class_title(key: str) -> str:
 
 # --- the painted matrix --------------------------------------------------------------------------
 
-class ConfusionCanvas(QWidget):
+class ConfusionCanvas(HoverTips, QWidget):
     """Paints the matrix; emits ``cell_clicked(truth_key, predicted_key)`` on a left click and
     ``cells_selected(list[tuple[str, str]])`` on Ctrl+click (toggle a cell) or Shift+click (a block)."""
 
@@ -499,22 +500,11 @@ class ConfusionCanvas(QWidget):
 
     # interaction --------------------------------------------------------------------------------
 
-    def mouseMoveEvent(self, event: QMouseEvent) -> None:
-        hit = self.cell_at(event.position().toPoint()) if self._counts is not None else None
-        if hit != self._hover:
-            self._hover = hit
-            self.setCursor(Qt.CursorShape.PointingHandCursor if hit else Qt.CursorShape.ArrowCursor)
-            self.update()
-        if hit is not None:
-            QToolTip.showText(event.globalPosition().toPoint(), self.tooltip_text(*hit), self)
-        else:
-            QToolTip.hideText()
-        super().mouseMoveEvent(event)
+    def hit_at(self, pos: QPoint) -> tuple[int, int] | None:
+        return self.cell_at(pos) if self._counts is not None else None
 
-    def leaveEvent(self, event) -> None:
-        self._hover = None
-        self.update()
-        super().leaveEvent(event)
+    def hit_tooltip(self, hit: tuple[int, int]) -> str:
+        return self.tooltip_text(*hit)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
         hit = self.cell_at(event.position().toPoint()) if self._counts is not None else None

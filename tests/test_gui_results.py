@@ -82,6 +82,14 @@ def test_clicking_a_confusion_cell_emits_truth_and_prediction(qtbot) -> None:
     # outside the cells (the header area) nothing is emitted
     with qtbot.assertNotEmitted(view.cell_clicked):
         qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, pos=QPoint(3, 3))
+    # hovering a cell marks it and points; leaving the cells clears it
+    inside = canvas.cell_rect(0, 0).center()
+    qtbot.mouseMove(canvas, inside)
+    qtbot.waitUntil(lambda: canvas._hover == (0, 0), timeout=1000)
+    assert canvas.cursor().shape() == Qt.CursorShape.PointingHandCursor
+    qtbot.mouseMove(canvas, QPoint(3, 3))
+    qtbot.waitUntil(lambda: canvas._hover is None, timeout=1000)
+    assert canvas.cursor().shape() == Qt.CursorShape.ArrowCursor
 
 
 def test_confusion_modes_and_tooltip(qtbot) -> None:
@@ -114,6 +122,9 @@ def test_clicking_a_class_bar_emits_its_key(qtbot) -> None:
             qtbot.mouseClick(bars, Qt.MouseButton.LeftButton, pos=bars.row_rect(key).center())
         assert blocker.args == [key]
     assert "never predicted" in bars.tooltip_text("fx-m")
+    qtbot.mouseMove(bars, bars.row_rect("fx-m").center())
+    qtbot.waitUntil(lambda: bars._hover == "fx-m", timeout=1000)
+    assert bars.cursor().shape() == Qt.CursorShape.PointingHandCursor
 
 
 def test_results_view_shows_folds_summary_and_mode(qtbot) -> None:
