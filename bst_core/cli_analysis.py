@@ -235,7 +235,9 @@ def add_zero_shot_arguments(p: argparse.ArgumentParser) -> None:
 def cmd_predict_zero_shot(args: argparse.Namespace) -> int:
     """``bst predict SOURCE --zero-shot --out PRED.csv`` (called by ``cli.cmd_predict``)."""
     from bst_core import pipeline
-    from bst_core.zero_shot import zero_shot_predictions
+    from bst_core.console import make_progress
+    from bst_core.jobs import Job
+    from bst_core.text_search import require_joint_encoder
 
     if args.source is not None:
         raise BadInputError(f"--zero-shot uses no run: give the source only (`bst predict {args.source} "
@@ -243,19 +245,24 @@ def cmd_predict_zero_shot(args: argparse.Namespace) -> int:
     source = args.run  # the one path given (see the predict parser)
     corpus = pipeline.open_source(source, store=args.store, require_embeddings=True,
                                   truth_from_subfolders=getattr(args, "truth_from_subfolders", False))
-    encoder = _joint_encoder(args, corpus, "Zero-shot labels (--zero-shot)")
-    predictions = zero_shot_predictions(corpus, encoder)
+    require_joint_encoder(corpus, "Zero-shot labels (--zero-shot)")   # refuse before any model is loaded
+    progress = make_progress(getattr(args, "quiet", False), sys.stderr)
+    try:
+        predictions = pipeline.zero_shot(corpus, checkpoint=args.checkpoint, device=args.device, job=Job(progress))
+    finally:
+        progress.close()
+    encoder_label = corpus.encoder.label  # type: ignore[union-attr]  # the encoder loaded is checked equal to it
     _print_notes(corpus.notes, args)
     out = pipeline.write_predictions_csv(predictions, args.out, probabilities=args.probabilities,
                                          abstain=args.abstain)
     if _json(args):
         print_json({"command": "predict", "zero_shot": True, "n": len(predictions), "n_models": 0,
-                    "text_only": predictions.text_only_count, "out": str(out), "encoder": encoder.info.label,
+                    "text_only": predictions.text_only_count, "out": str(out), "encoder": encoder_label,
                     "accuracy": "unmeasured", "notes": list(corpus.notes)})
         return EXIT_OK
     text_only = f"; {predictions.text_only_count} from their text only (audio not decoded)" \
         if predictions.text_only_count else ""
-    print(f"zero-shot labels for {len(predictions)} item(s) from {encoder.info.label}{text_only} → {out} "
+    print(f"zero-shot labels for {len(predictions)} item(s) from {encoder_label}{text_only} → {out} "
           "(accuracy unmeasured: check a sample before relying on them)")
     return EXIT_OK
 

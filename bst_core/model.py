@@ -246,7 +246,6 @@ def predict_probs(model: HATR, audio: torch.Tensor | None, text: torch.Tensor | 
     return torch.cat(probs), (torch.cat(attention) if attention else None)
 
 
-
 def seeded_hatr(seed: int, device: torch.device, *args: Any, **kwargs: Any) -> HATR:
     """A new ``HATR(*args, **kwargs)`` on ``device`` with the weights ``torch.manual_seed(seed)``
     would give it, drawn from a private generator that its dropouts then keep drawing from (on

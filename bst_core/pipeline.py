@@ -256,6 +256,19 @@ def predict(run: PathLike | Ensemble, corpus: Corpus, *, precision: str = DEFAUL
     return ensemble.predict(corpus, job=job, precision=precision)
 
 
+def zero_shot(corpus: Corpus, *, checkpoint: PathLike | None = None, device: str = "cpu",
+              job: Job | None = None) -> Predictions:
+    """Zero-shot labels of every item of ``corpus`` from its CLAP embeddings (no run): loads the
+    joint encoder that made them (refused first, without loading, for other embeddings) and scores
+    each sound against the 23 class descriptions (:mod:`bst_core.zero_shot`)."""
+    from bst_core.text_search import joint_encoder_for
+    from bst_core.zero_shot import zero_shot_predictions
+
+    encoder = joint_encoder_for(corpus, checkpoint=checkpoint, device=device, job=job, what="Zero-shot labels")
+    jobs.check(job)
+    return zero_shot_predictions(corpus, encoder, job=job)
+
+
 def truth_of(corpus: Corpus) -> pd.Series:
     """The corpus's labels indexed by id ("" where unlabelled)."""
     return pd.Series(corpus.labels.astype(str).to_numpy(), index=corpus.table["id"].astype(str))

@@ -154,11 +154,14 @@ def load_fold_model(path: str | Path, *, encoder: EncoderInfo | None = None, aud
     return model, meta
 
 
-
 def _float32(state: dict[str, Any]) -> dict[str, Any]:
     """``state`` with its floating tensors as float32 (what ``load_state_dict`` without ``assign``
     cast them to; the model computes in float32)."""
-    return {name: t.float() if getattr(t, "is_floating_point", lambda: False)() else t for name, t in state.items()}
+    import torch
+
+    return {name: t.float() if isinstance(t, torch.Tensor) and t.is_floating_point() else t
+            for name, t in state.items()}
+
 
 # --- tables and JSON ---------------------------------------------------------------------------
 

@@ -1301,14 +1301,9 @@ class MainWindow(QMainWindow):
             return False
         checkpoint = self.settings.last_folder("checkpoint") or None
 
-        def work(job: Any) -> Predictions:
-            from bst_core.text_search import joint_encoder_for
-            from bst_core.zero_shot import zero_shot_predictions
-
-            encoder = joint_encoder_for(corpus, checkpoint=checkpoint, job=job, what="Zero-shot labels")
-            return zero_shot_predictions(corpus, encoder, job=job)
-
-        return self._start("Zero-shot labels (CLAP)", work, kind="predict", on_success=self._zero_shot_labelled)
+        return self._start("Zero-shot labels (CLAP)",
+                           lambda job: pipeline.zero_shot(corpus, checkpoint=checkpoint, job=job),
+                           kind="predict", on_success=self._zero_shot_labelled)
 
     def _zero_shot_labelled(self, predictions: Predictions) -> None:
         self.session.set_predictions(predictions)
